@@ -1,0 +1,78 @@
+"""cdk-nag wiring: rule packs as policy-validation plugins, and named acknowledgements.
+
+cdk-nag 3 runs as a CDK policy-validation plugin: any unacknowledged finding fails synth.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Acknowledgment, Stage, Validations
+from constructs import IConstruct
+
+from llmops.config import EnvironmentConfig
+
+
+def add_rule_packs(stage: Stage, env: EnvironmentConfig) -> list[str]:
+    """Register AwsSolutions (always) plus the packs the environment switches on."""
+    import cdk_nag
+
+    plugins = [cdk_nag.AwsSolutionsChecks(stage)]
+    if env.nag_packs.hipaa:
+        plugins.append(cdk_nag.HIPAASecurityChecks(stage))
+    if env.nag_packs.nist_800_53_r5:
+        plugins.append(cdk_nag.NIST80053R5Checks(stage))
+    Validations.of(stage).add_plugins(*plugins)
+    return [type(p).__name__ for p in plugins]
+
+
+def acknowledge(construct: IConstruct, finding: str, reason: str) -> None:
+    """Acknowledge one finding (e.g. ``AwsSolutions-IAM5[Resource::*]``) on one construct.
+
+    Whole-rule acknowledgements on a stack are refused: name the finding and the construct.
+    """
+    if not finding or "-" not in finding:
+        raise ValueError(f"finding must be a rule id like 'AwsSolutions-S1', got {finding!r}")
+    if len(reason.strip()) < 20:
+        raise ValueError(f"acknowledgement of {finding} needs a specific reason, got {reason!r}")
+    Validations.of(construct).acknowledge(Acknowledgment(id=finding, reason=reason))
+
+
+def flatten_reference(node: object) -> str:
+    """Flatten a resolved CloudFormation value the way cdk-nag names findings.
+
+    A port of cdk-nag's ``flattenCfnReference``: ``{"Ref": "AWS::Region"}`` -> ``<AWS::Region>``,
+    ``Fn::GetAtt`` -> ``<Logical.Attr>``, ``Fn::Join`` joined, ``Fn::Sub`` with ``${x}`` -> ``<x>``.
+    """
+    if node is None:
+        return ""
+    if isinstance(node, str):
+        return node.replace("${", "<").replace("}", ">")
+    if isinstance(node, dict):
+        if "Fn::Join" in node:
+            delimiter, items = node["Fn::Join"]
+            return delimiter.join(flatten_reference(i) for i in items)
+        if "Fn::Sub" in node:
+            return flatten_reference(node["Fn::Sub"])
+        if "Fn::GetAtt" in node:
+            resource, attribute = node["Fn::GetAtt"]
+            return f"<{flatten_reference(resource)}.{flatten_reference(attribute)}>"
+        if "Fn::ImportValue" in node:
+            return flatten_reference(node["Fn::ImportValue"])
+        if "Ref" in node:
+            return f"<{flatten_reference(node['Ref'])}>"
+    import json
+
+    return json.dumps(node, separators=(",", ":"))
+
+
+def acknowledge_wildcard_resource(principal: IConstruct, resource_arn: str, reason: str) -> None:
+    """Acknowledge the IAM5 finding for one wildcard resource ARN granted to ``principal``.
+
+    ``resource_arn`` must be built from literals and pseudo parameters only (no cross-stack
+    tokens), so the finding id computed here equals the one cdk-nag reports after synthesis.
+    """
+    from aws_cdk import Stack
+
+    flat = flatten_reference(Stack.of(principal).resolve(resource_arn))
+    if "*" not in flat:
+        return
+    acknowledge(principal, f"AwsSolutions-IAM5[Resource::{flat}]", reason)

@@ -1,0 +1,52 @@
+"""LlmOpsStage: one environment's stacks, tagged and checked by cdk-nag."""
+
+from __future__ import annotations
+
+from aws_cdk import Environment, Stack, Stage, Tags
+from constructs import Construct
+
+from llmops.config import EnvironmentConfig
+from llmops.nag import add_rule_packs
+from llmops.stacks.foundation import FoundationStack
+
+
+class LlmOpsStage(Stage):
+    """Every stack of one environment (dev, staging, prod, ...).
+
+    The foundation stack always exists; each capability stack exists when its switch under
+    ``capabilities`` is on. Capability stacks take the foundation as a prop and read keys,
+    buckets and network from it.
+    """
+
+    def __init__(self, scope: Construct, env_config: EnvironmentConfig, *, nag: bool = True) -> None:
+        super().__init__(
+            scope,
+            env_config.name,
+            env=Environment(account=env_config.account, region=env_config.region),
+        )
+        cfg = env_config
+        self.env_config = cfg
+        self.foundation = FoundationStack(
+            self,
+            "Foundation",
+            env_config=cfg,
+            stack_name=f"{cfg.name_prefix}-foundation",
+            description=f"LLMOps {cfg.name}: keys, buckets, network",
+            termination_protection=cfg.is_prod,
+        )
+        foundation = self.foundation
+        caps = cfg.capabilities
+        # Capability stacks (one block each).
+
+        for key, value in {
+            "project": cfg.project,
+            "environment": cfg.name,
+            "cost-centre": cfg.cost_centre,
+            "owner": cfg.owner,
+        }.items():
+            Tags.of(self).add(key, value)
+        self.rule_packs = add_rule_packs(self, cfg) if nag else []
+
+    @property
+    def stacks(self) -> list[Stack]:
+        return [c for c in self.node.children if isinstance(c, Stack)]
