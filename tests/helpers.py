@@ -39,9 +39,9 @@ def config_with(env_name: str = "dev", overrides: dict[str, Any] | None = None) 
     return parse_config(raw)
 
 
-def make_app(**context: Any) -> App:
+def make_app(outdir: str | None = None, **context: Any) -> App:
     """An App with the project's feature flags; asset bundling skipped (unit tests)."""
-    return App(context={**CDK_CONTEXT, "aws:cdk:bundling-stacks": [], **context})
+    return App(outdir=outdir, context={**CDK_CONTEXT, "aws:cdk:bundling-stacks": [], **context})
 
 
 @lru_cache(maxsize=16)

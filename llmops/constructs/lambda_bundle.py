@@ -18,7 +18,6 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LAMBDAS_DIR = REPO_ROOT / "lambdas"
-RUNTIME_DIR = LAMBDAS_DIR / "runtime"
 BUILD_DIR = Path(os.environ.get("LLMOPS_BUILD_DIR", REPO_ROOT / ".build"))
 
 PYTHON_VERSION = "3.13"
@@ -41,22 +40,35 @@ class LambdaBundle:
     runtime_packages: tuple[str, ...] = ()
     architecture: str = "arm64"
     extra_files: tuple[str, ...] = field(default=())  # repo-relative paths copied as-is (e.g. prompts/)
+    root: Path = REPO_ROOT  # the folder holding lambdas/; tests point it at a scratch tree
 
     def __post_init__(self) -> None:
-        if not (LAMBDAS_DIR / self.entry / "handler.py").is_file():
+        if not (self.lambdas_dir / self.entry / "handler.py").is_file():
             raise ValueError(f"entry: lambdas/{self.entry}/handler.py does not exist")
         for pkg in self.runtime_packages:
-            if not (RUNTIME_DIR / pkg).is_dir() and not (RUNTIME_DIR / f"{pkg}.py").is_file():
+            if not (self.runtime_dir / pkg).is_dir() and not (self.runtime_dir / f"{pkg}.py").is_file():
                 raise ValueError(f"runtime_packages: lambdas/runtime/{pkg} does not exist")
         if self.architecture not in ARCHITECTURES:
             raise ValueError(f"architecture: {self.architecture!r}; allowed: {sorted(ARCHITECTURES)}")
         for path in self.extra_files:
-            if not (REPO_ROOT / path).exists():
+            if not (self.root / path).exists():
                 raise ValueError(f"extra_files: {path} does not exist")
 
     @property
+    def lambdas_dir(self) -> Path:
+        return self.root / "lambdas"
+
+    @property
+    def runtime_dir(self) -> Path:
+        return self.lambdas_dir / "runtime"
+
+    @property
+    def function_dir(self) -> Path:
+        return self.lambdas_dir / self.entry
+
+    @property
     def requirements_file(self) -> Path:
-        return LAMBDAS_DIR / self.entry / "requirements.txt"
+        return self.function_dir / "requirements.txt"
 
     def requirements(self) -> list[str]:
         if not self.requirements_file.is_file():
@@ -66,16 +78,17 @@ class LambdaBundle:
 
     def source_files(self) -> list[tuple[Path, str]]:
         """(absolute path, path inside the bundle) for every code file, sorted for hashing."""
-        roots: list[Path] = [LAMBDAS_DIR / "__init__.py", LAMBDAS_DIR / self.entry]
-        roots += [p for p in RUNTIME_DIR.glob("*.py")]  # top-level runtime modules are shared glue
+        runtime = self.runtime_dir
+        roots: list[Path] = [self.lambdas_dir / "__init__.py", self.function_dir]
+        roots += sorted(runtime.glob("*.py"))  # top-level runtime modules are shared glue
         for pkg in self.runtime_packages:
-            roots.append(RUNTIME_DIR / pkg if (RUNTIME_DIR / pkg).is_dir() else RUNTIME_DIR / f"{pkg}.py")
-        roots += [REPO_ROOT / p for p in self.extra_files]
+            roots.append(runtime / pkg if (runtime / pkg).is_dir() else runtime / f"{pkg}.py")
+        roots += [self.root / p for p in self.extra_files]
         files: dict[str, Path] = {}
         for root in roots:
             candidates = [root] if root.is_file() else sorted(root.rglob("*"))
             for path in candidates:
-                rel = path.relative_to(REPO_ROOT)
+                rel = path.relative_to(self.root)
                 if not path.is_file() or _SKIP_NAMES & set(rel.parts) or path.suffix in _SKIP_SUFFIXES:
                     continue
                 files[rel.as_posix()] = path

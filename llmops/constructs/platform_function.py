@@ -21,7 +21,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from llmops.constructs.lambda_bundle import LAMBDAS_DIR, LambdaBundle
+from llmops.constructs.lambda_bundle import LambdaBundle
 from llmops.nag import acknowledge
 
 if TYPE_CHECKING:
@@ -62,13 +62,16 @@ class PlatformFunction(Construct):
         log_retention: logs.RetentionDays = logs.RetentionDays.THREE_MONTHS,
         extra_files: Sequence[str] = (),
         dead_letter_queue: sqs.IQueue | None = None,
+        bundle: LambdaBundle | None = None,
     ) -> None:
         super().__init__(scope, id)
         if not 128 <= memory_size <= 10240:
             raise ValueError(f"memory_size: must be 128-10240 MB, got {memory_size}")
         if key is None:
             raise ValueError("key: PlatformFunction needs the platform key for env and log encryption")
-        self.bundle = LambdaBundle(entry=entry, runtime_packages=tuple(runtime_packages), extra_files=tuple(extra_files))
+        self.bundle = bundle or LambdaBundle(
+            entry=entry, runtime_packages=tuple(runtime_packages), extra_files=tuple(extra_files)
+        )
         stack = Stack.of(self)
 
         self.log_group = logs.LogGroup(
@@ -136,9 +139,9 @@ class PlatformFunction(Construct):
             "Function",
             runtime=RUNTIME,
             architecture=lambda_.Architecture.ARM_64,
-            handler=f"lambdas.{entry}.handler.handler",
+            handler=f"lambdas.{self.bundle.entry}.handler.handler",
             code=lambda_.Code.from_asset(
-                str(LAMBDAS_DIR / entry),
+                str(self.bundle.function_dir),
                 asset_hash=self.bundle.asset_hash(),
                 asset_hash_type=AssetHashType.CUSTOM,
                 bundling=BundlingOptions(
