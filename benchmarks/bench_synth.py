@@ -1,0 +1,73 @@
+"""Synth time of the whole platform beside an empty app with the same stages and stacks.
+
+Each run is a whole `cdk synth` process (CLI + Python app + cdk-nag + bundling from the warm
+cache), as a user runs it. Prints the medians and the ratio; target: ratio <= 3.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+CDK = [str(REPO / "node_modules" / ".bin" / "cdk")]
+ENV = {**os.environ, "CDK_DISABLE_CLI_TELEMETRY": "true"}
+
+
+def synth(app_cmd: str | None, outdir: Path) -> float:
+    cmd = [*CDK, "synth", "**", "--quiet", "--no-notices", "-o", str(outdir)]
+    if app_cmd:
+        cmd += ["--app", app_cmd]
+    started = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=REPO, env=ENV, capture_output=True, text=True)
+    elapsed = time.perf_counter() - started
+    if proc.returncode != 0:
+        sys.exit(f"synth failed ({' '.join(cmd)}):\n{proc.stderr[-3000:]}")
+    return elapsed
+
+
+def layout_of(outdir: Path) -> dict[str, int]:
+    manifest = json.loads((outdir / "manifest.json").read_text())
+    layout = {}
+    for art_id, art in manifest["artifacts"].items():
+        if art.get("type") == "cdk:cloud-assembly":
+            nested = json.loads((outdir / art["properties"]["directoryName"] / "manifest.json").read_text())
+            layout[art_id.removeprefix("assembly-")] = sum(
+                1 for a in nested["artifacts"].values() if a.get("type") == "aws:cloudformation:stack")
+    return layout
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="bench-synth-"))
+    try:
+        synth(None, work / "warm")  # warms the bundle cache and the OS file cache
+        layout = layout_of(work / "warm")
+        empty_cmd = f"{sys.executable} benchmarks/empty_app.py '{json.dumps(layout)}'"
+        synth(empty_cmd, work / "empty-warm")
+        platform, empty = [], []
+        for i in range(args.runs):  # interleaved so machine noise hits both alike
+            empty.append(synth(empty_cmd, work / f"empty{i}"))
+            platform.append(synth(None, work / f"platform{i}"))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    p, e = statistics.median(platform), statistics.median(empty)
+    stacks = sum(layout.values())
+    print(f"layout: {layout} ({stacks} stacks)")
+    print(f"empty app   median {e:6.2f} s  runs {[round(x, 2) for x in empty]}")
+    print(f"platform    median {p:6.2f} s  runs {[round(x, 2) for x in platform]}")
+    print(f"ratio platform/empty: {p / e:.2f}x (target <= 3.00x) {'OK' if p / e <= 3 else 'OVER TARGET'}")
+
+
+if __name__ == "__main__":
+    main()
