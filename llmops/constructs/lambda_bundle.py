@@ -118,6 +118,9 @@ class LambdaBundle:
                 sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
                 "--no-compile", "--target", str(tmp),
                 "--platform", ARCHITECTURES[self.architecture],
+                # Python 3.13 Lambda runs on Amazon Linux 2023 (glibc 2.34): manylinux_2_28 wheels
+                # fit, and some packages (psycopg-binary 3.3) publish only those for aarch64.
+                "--platform", ARCHITECTURES[self.architecture].replace("manylinux2014", "manylinux_2_28"),
                 "--implementation", "cp", "--python-version", PYTHON_VERSION,
                 "--only-binary=:all:", *reqs,
             ]

@@ -1,0 +1,141 @@
+"""``llmops local prep PATH``: the data-prep workflow's steps 2-4 on this machine, no AWS account.
+
+Text (.txt, .md) and PDF files are read locally: pypdf stands in for Textract (plain text in
+content order; no tables, layout or form fields, no OCR of scanned pages). PII is found by the
+local regex + name-list detector (``lambdas.runtime.dataprep.local_pii``; its limits are in its
+docstring) and masked by the same span-merging redaction the Lambdas use, then the default
+custom step runs and a curated document is written per file, in the format ``llmops local
+ingest`` reads. A file that cannot be prepared gets ``quarantine/<name>.reason.json`` in the
+output folder; the others keep going.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+SUPPORTED = (".txt", ".md", ".markdown", ".pdf")
+NOTICE = (
+    "local prep: pypdf stands in for Amazon Textract (text only: no tables, layout, forms or OCR); "
+    "PII found by the local regex/name-list detector, not Amazon Comprehend (patterned identifiers "
+    "and a small list of given names only)"
+)
+
+
+def default_out() -> Path:
+    if os.environ.get("LLMOPS_HOME"):
+        return Path(os.environ["LLMOPS_HOME"]).expanduser().resolve() / "curated"
+    repo = Path(__file__).resolve().parents[2]
+    if (repo / "pyproject.toml").is_file() and (repo / "lambdas").is_dir():
+        return repo / ".llmops" / "curated"
+    return Path.home() / ".llmops" / "curated"
+
+
+def register(registry: dict) -> None:
+    prep = registry["local"].add_parser(
+        "prep", help="redact and curate text/PDF files locally (data-prep steps 2-4) for `llmops local ingest`"
+    )
+    prep.add_argument("path", help="a file or a folder (walked recursively, hidden entries skipped)")
+    prep.add_argument("--out", default=None, help="output folder for *.curated.json (default: $LLMOPS_HOME/curated or .llmops/curated)")
+    prep.add_argument("--mask", default="[{type}]", help="replacement for each PII span; {type} becomes the entity type (default [{type}])")
+    prep.add_argument(
+        "--entity-types", default="ALL",
+        help="comma-separated PII types to redact: EMAIL,PHONE,SSN,CREDIT_DEBIT_NUMBER,IP_ADDRESS,NAME or ALL (default ALL)",
+    )
+    prep.set_defaults(func=run)
+
+
+def _files(root: Path) -> list[Path]:
+    if root.is_file():
+        return [root]
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        found.extend(Path(dirpath) / f for f in sorted(filenames) if not f.startswith("."))
+    return found
+
+
+def prepare_file(path: Path, key: str, *, mask: str, entity_types: tuple[str, ...]) -> dict:
+    """One file -> a curated document dict (raises a ``DataPrepError`` for bad input)."""
+    from lambdas.runtime.dataprep.curated import build_curated
+    from lambdas.runtime.dataprep.documents import document_id_for, pdf_pages, text_pages
+    from lambdas.runtime.dataprep.enrich import enrich_pages
+    from lambdas.runtime.dataprep.errors import CorruptDocument, UnsupportedDocument
+    from lambdas.runtime.dataprep.local_pii import LocalPiiDetector
+    from lambdas.runtime.dataprep.textract import Page
+    from lambdas.runtime.dataprep.workflow import default_custom_step
+
+    suffix = path.suffix.lower()
+    data = path.read_bytes()
+    if suffix == ".pdf":
+        if not data.startswith(b"%PDF-"):
+            raise CorruptDocument(f"{key}: content does not match its .pdf extension (no PDF signature)")
+        raw_pages, extractor = pdf_pages(data, key), "pypdf"
+    elif suffix in SUPPORTED:
+        if b"\x00" in data:
+            raise CorruptDocument(f"{key}: contains NUL bytes; text files must be UTF-8 text")
+        try:
+            raw_pages, extractor = text_pages(data.decode("utf-8")), "text"
+        except UnicodeDecodeError as exc:
+            raise CorruptDocument(f"{key}: not valid UTF-8 at byte {exc.start}") from None
+    else:
+        raise UnsupportedDocument(f"{key}: file type {suffix or '(none)'!r} is not supported locally; allowed: {', '.join(SUPPORTED)}")
+    enriched = enrich_pages([Page(n, t) for n, t in raw_pages], detector=LocalPiiDetector(entity_types), mask=mask)
+    cleaned = default_custom_step([{"page": p.page, "text": p.text} for p in enriched.pages])
+    enriched.pages = [Page(p["page"], p["text"]) for p in cleaned]
+    return build_curated(
+        document_id=document_id_for(key),
+        source={"bucket": "local", "key": key, "version_id": None},
+        enriched=enriched,
+        extractor=extractor,
+        custom_step="default-normalize",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from lambdas.runtime.dataprep.curated import SUFFIX
+    from lambdas.runtime.dataprep.errors import DataPrepError
+
+    root = Path(args.path).expanduser()
+    if not root.exists():
+        print(f"error: {root} does not exist", file=sys.stderr)
+        return 2
+    if "{type}" not in args.mask and not args.mask.strip():
+        print("error: --mask must not be empty", file=sys.stderr)
+        return 2
+    entity_types = tuple(t.strip().upper() for t in args.entity_types.split(",") if t.strip()) or ("ALL",)
+    from lambdas.runtime.dataprep.local_pii import LocalPiiDetector
+
+    try:
+        LocalPiiDetector(entity_types)
+    except ValueError as exc:
+        print(f"error: --entity-types: {exc}", file=sys.stderr)
+        return 2
+    out = Path(args.out).expanduser() if args.out else default_out()
+    out.mkdir(parents=True, exist_ok=True)
+    print(NOTICE, file=sys.stderr)
+    base = root.parent if root.is_file() else root
+    ok = failed = 0
+    for path in _files(root):
+        key = path.relative_to(base).as_posix()
+        try:
+            doc = prepare_file(path, key, mask=args.mask, entity_types=entity_types)
+        except (DataPrepError, OSError) as exc:
+            failed += 1
+            reason = {"schema": "llmops.quarantine-reason/v1", "error": type(exc).__name__, "reason": str(exc), "source": {"path": str(path)}}
+            qpath = out / "quarantine" / (key + ".reason.json")
+            qpath.parent.mkdir(parents=True, exist_ok=True)
+            qpath.write_text(json.dumps(reason, indent=2, ensure_ascii=False), encoding="utf-8")
+            print(f"quarantined {key}: {type(exc).__name__}: {exc}", file=sys.stderr)
+            continue
+        target = out / f"{doc['document_id']}{SUFFIX}"
+        target.write_text(json.dumps(doc, ensure_ascii=False, indent=1), encoding="utf-8")
+        counts = doc["lineage"]["redaction"]["entity_counts"]
+        summary = ", ".join(f"{k}={v}" for k, v in counts.items()) or "no PII found"
+        print(f"curated {key} -> {target} ({len(doc['pages'])} page(s); redacted: {summary})")
+        ok += 1
+    print(f"{ok} curated, {failed} quarantined; output in {out}")
+    return 1 if failed else 0
