@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ACK_KEY = "aws:cdk:acknowledged-rules"
+LINT_CONFIG = Path(__file__).resolve().parent.parent / ".cfnlintrc.yaml"
 
 
 @dataclass
@@ -79,7 +80,8 @@ def lint_templates(templates: list[Path]) -> tuple[list[str], list[str]]:
     if not templates:
         return errors, warnings
     proc = subprocess.run(
-        [sys.executable, "-m", "cfnlint", "--format", "parseable", *map(str, templates)],
+        [sys.executable, "-m", "cfnlint", "--config-file", str(LINT_CONFIG), "--format", "parseable",
+         *map(str, templates)],
         capture_output=True,
         text=True,
     )
