@@ -37,7 +37,7 @@ class _LocalBundling:
     def __init__(self, bundle: LambdaBundle) -> None:
         self._bundle = bundle
 
-    def try_bundle(self, output_dir: str, **_options: object) -> bool:
+    def try_bundle(self, output_dir: str, options: object = None) -> bool:  # jsii passes options positionally
         self._bundle.build(output_dir)
         return True
 

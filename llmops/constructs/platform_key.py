@@ -52,6 +52,17 @@ class PlatformKey(Construct):
             )
         )
 
+        # EventBridge rules of this account deliver to CMK-encrypted SQS queues and SNS topics.
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowEventBridgeToEncryptedQueues",
+                principals=[iam.ServicePrincipal("events.amazonaws.com")],
+                actions=["kms:GenerateDataKey", "kms:Decrypt"],
+                resources=["*"],  # in a key policy "*" means this key
+                conditions={"StringEquals": {"aws:SourceAccount": stack.account}},
+            )
+        )
+
     @property
     def key_arn(self) -> str:
         return self.key.key_arn

@@ -35,26 +35,6 @@ DATASETS_PREFIX = "datasets/"
 WORK_PREFIX = "dataprep/work/"
 
 
-def allow_eventbridge_to_use_key(key) -> None:
-    """Key-policy statement letting EventBridge deliver to CMK-encrypted queues (added once per key).
-
-    Shares its guard attribute and Sid with the RAG stack's copy, so whichever runs first adds it.
-    """
-    if getattr(key, "_eventbridge_sqs_allowed", False):
-        return
-    stack = Stack.of(key)
-    key.add_to_resource_policy(
-        iam.PolicyStatement(
-            sid="AllowEventBridgeToEncryptedQueues",
-            principals=[iam.ServicePrincipal("events.amazonaws.com")],
-            actions=["kms:GenerateDataKey", "kms:Decrypt"],
-            resources=["*"],  # in a key policy "*" means this key
-            conditions={"StringEquals": {"aws:SourceAccount": stack.account}},
-        )
-    )
-    key._eventbridge_sqs_allowed = True
-
-
 class DataPrepStack(Stack):
     def __init__(self, scope: Construct, id: str, *, foundation: FoundationStack, env_config: EnvironmentConfig, **kwargs) -> None:
         super().__init__(scope, id, **kwargs)
@@ -81,7 +61,6 @@ class DataPrepStack(Stack):
             "AwsSolutions-SQS3",
             "This queue is the dead-letter queue of the data-prep rules, subscriptions and async functions.",
         )
-        allow_eventbridge_to_use_key(key)
 
         self.extraction = DocumentExtraction(
             self,

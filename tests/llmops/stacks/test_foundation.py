@@ -115,6 +115,7 @@ def test_every_resource_is_tagged(dev):
 
 
 def test_configured_endpoints_only(tmp_path):
-    stage = synth_stage("dev", {"network": {"interface_endpoints": ["sts"]}})
+    stage = synth_stage("dev", {"network": {"interface_endpoints": ["sts"]}, "capabilities": {
+        "data_prep": False, "prompt_catalog": False, "rag": False, "fine_tuning": False}})
     template = template_of(stage.foundation)
     assert len(template.find_resources("AWS::EC2::VPCEndpoint", {"Properties": {"VpcEndpointType": "Interface"}})) == 1

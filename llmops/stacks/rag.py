@@ -1,0 +1,278 @@
+"""RagStack: retrieval-augmented generation over the environment's documents.
+
+- Vector store: the backend ``vector_store.backend`` selects (``llmops.constructs.vector_store``).
+- Ingestion: EventBridge rules on the foundation data bucket (``uploads/`` and ``curated/``,
+  created and deleted) -> SQS (CMK, DLQ after 3 receives) -> ``rag_ingest`` with partial-batch
+  failure reporting. Kendra fills itself from its S3 data source, so it has no ingestion queue.
+- Query: API Gateway REST ``POST /query`` (IAM authorisation on every method, request
+  validation, throttling, CMK-encrypted access logs) -> ``rag_query``.
+- Grants are least privilege: InvokeEndpoint on the named SageMaker endpoints, InvokeModel on
+  the named Bedrock models, data-bucket reads on the two prefixes, writes to ``quarantine/``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from aws_cdk import CfnOutput, Duration, Stack
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda_event_sources as sources
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from llmops.config import ConfigError, EnvironmentConfig
+from llmops.constructs.log_retention import retention_days
+from llmops.constructs.platform_function import PlatformFunction
+from llmops.constructs.vector_store import VectorStore, vector_store_for
+from llmops.nag import acknowledge
+from llmops.stacks.foundation import FoundationStack, removal_policy
+
+INGEST_PREFIXES = ("uploads/", "curated/")
+QUARANTINE_PREFIX = "quarantine/"
+INGEST_MAX_CONCURRENCY = 5
+# Output dimensions of the Bedrock embedding models whose sizes are fixed or a known set.
+BEDROCK_EMBEDDING_DIMENSIONS = {
+    "amazon.titan-embed-text-v2:0": (256, 512, 1024),
+    "amazon.titan-embed-text-v1": (1536,),
+    "cohere.embed-english-v3": (1024,),
+    "cohere.embed-multilingual-v3": (1024,),
+}
+_INFERENCE_PROFILE = re.compile(r"^(us|eu|apac|us-gov|global)\.")
+
+
+def check_rag_config(cfg: EnvironmentConfig) -> None:
+    """Cross-field checks synth would otherwise turn into runtime failures."""
+    rag, where = cfg.rag, f"environments.{cfg.name}"
+    if rag.embedding_provider == "bedrock":
+        allowed = BEDROCK_EMBEDDING_DIMENSIONS.get(rag.embedding_model_id)
+        if allowed and cfg.vector_store.dimension not in allowed:
+            raise ConfigError(
+                f"{where}.vector_store.dimension: {rag.embedding_model_id} returns {'/'.join(map(str, allowed))} "
+                f"dimensions, got {cfg.vector_store.dimension}; allowed: {', '.join(map(str, allowed))}"
+            )
+    needed = {"sqs", "kms"}
+    for provider in {rag.embedding_provider, rag.llm_provider}:
+        needed.add("bedrock_runtime" if provider == "bedrock" else "sagemaker_runtime")
+    if cfg.vector_store.backend == "aurora-pgvector":
+        needed.add("secrets_manager")
+    missing = sorted(needed - set(cfg.network.interface_endpoints))
+    if missing and not cfg.network.existing_vpc_id:
+        raise ConfigError(
+            f"{where}.network.interface_endpoints: the RAG functions in the isolated subnets need "
+            f"{', '.join(missing)}; add them to the list"
+        )
+
+
+class RagStack(Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        foundation: FoundationStack,
+        env_config: EnvironmentConfig,
+        prompt_catalog: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(scope, id, **kwargs)
+        cfg, rag = env_config, env_config.rag
+        check_rag_config(cfg)
+        self.env_config = cfg
+        key, network, data = foundation.key, foundation.network, foundation.data
+        log_retention = retention_days(cfg.log_retention_days)
+        prefix = cfg.name_prefix
+
+        self.store: VectorStore = vector_store_for(
+            self, "VectorStore", env_config=cfg, key=key, network=network,
+            removal_policy=removal_policy(cfg, supports_snapshot=cfg.vector_store.backend == "aurora-pgvector"),
+            data_bucket=data,
+        )
+        self.embedding_endpoint = rag.embedding_endpoint_name or f"{prefix}-embeddings"
+        self.llm_endpoint = rag.llm_endpoint_name or f"{prefix}-llm"
+        common_env = {
+            **self.store.connection_environment(),
+            "EMBEDDING_PROVIDER": rag.embedding_provider,
+            "EMBEDDING_ENDPOINT_NAME": self.embedding_endpoint if rag.embedding_provider == "sagemaker" else "",
+            "EMBEDDING_MODEL_ID": rag.embedding_model_id if rag.embedding_provider == "bedrock" else "",
+            "EMBEDDING_DIMENSION": str(cfg.vector_store.dimension),
+            "DATA_BUCKET": data.bucket_name,
+        }
+        common_env = {k: v for k, v in common_env.items() if v != ""}
+
+        # -- ingestion -----------------------------------------------------------------------
+        self.ingest_function: PlatformFunction | None = None
+        self.queue: sqs.Queue | None = None
+        self.dead_letter_queue: sqs.Queue | None = None
+        if cfg.vector_store.backend != "kendra":
+            self._ingestion(foundation, common_env, log_retention)
+
+        # -- query ---------------------------------------------------------------------------
+        query_env = {
+            **common_env,
+            "LLM_PROVIDER": rag.llm_provider,
+            "LLM_CONTAINER": rag.llm_container,
+            "TOP_K": str(rag.top_k),
+            "MAX_QUESTION_CHARS": str(rag.max_question_chars),
+            "PROMPT_ID": rag.prompt_id,
+            "PROMPT_ALIAS": rag.prompt_alias,
+        }
+        if rag.llm_provider == "sagemaker":
+            query_env["LLM_ENDPOINT_NAME"] = self.llm_endpoint
+        else:
+            query_env["LLM_MODEL_ID"] = rag.llm_model_id
+        if prompt_catalog is not None:  # else the default template in code (prompt "rag-answer", version 0)
+            query_env["PROMPT_TABLE_NAME"] = prompt_catalog.table_name
+        self.query_function = PlatformFunction(
+            self, "QueryFunction", entry="rag_query", runtime_packages=["rag", "prompts"], key=key, network=network,
+            description="RAG query: embed, retrieve, prompt, generate, cite", environment=query_env,
+            memory_size=1024, timeout=Duration.seconds(29), log_retention=log_retention,
+        )
+        self.store.grant_read(self.query_function)
+        self._grant_embeddings(self.query_function)
+        self._grant_model(self.query_function, rag.llm_provider, self.llm_endpoint, rag.llm_model_id, "Llm")
+        if prompt_catalog is not None:
+            prompt_catalog.grant_render(self.query_function.role)
+        self.api = self._api(key, log_retention)
+
+    # -- pieces ----------------------------------------------------------------------------------
+
+    def _ingestion(self, foundation: FoundationStack, common_env: dict[str, str], log_retention: logs.RetentionDays) -> None:
+        cfg, key, data = self.env_config, foundation.key, foundation.data
+        self.dead_letter_queue = sqs.Queue(
+            self, "IngestDeadLetterQueue", encryption=sqs.QueueEncryption.KMS, encryption_master_key=key,
+            enforce_ssl=True, retention_period=Duration.days(14),
+        )
+        acknowledge(self.dead_letter_queue, "AwsSolutions-SQS3",
+                    "This queue is the dead-letter queue of the RAG ingestion queue and of its EventBridge rule.")
+        ingest_timeout = Duration.minutes(5)
+        self.queue = sqs.Queue(
+            self, "IngestQueue", encryption=sqs.QueueEncryption.KMS, encryption_master_key=key, enforce_ssl=True,
+            visibility_timeout=Duration.minutes(30),  # six times the function timeout, as Lambda advises
+            retention_period=Duration.days(4),
+            dead_letter_queue=sqs.DeadLetterQueue(queue=self.dead_letter_queue, max_receive_count=3),
+        )
+
+        self.ingest_rule = events.Rule(
+            self, "DocumentEvents", description="RAG: documents created or deleted under uploads/ and curated/",
+            event_pattern=events.EventPattern(
+                source=["aws.s3"],
+                detail_type=["Object Created", "Object Deleted"],
+                detail={"bucket": {"name": [data.bucket_name]},
+                        "object": {"key": [{"prefix": p} for p in INGEST_PREFIXES]}},
+            ),
+        )
+        self.ingest_rule.add_target(targets.SqsQueue(
+            self.queue, dead_letter_queue=self.dead_letter_queue, retry_attempts=8, max_event_age=Duration.hours(24),
+        ))
+
+        rag = cfg.rag
+        self.ingest_function = PlatformFunction(
+            self, "IngestFunction", entry="rag_ingest", runtime_packages=["rag"], key=key, network=foundation.network,
+            description="RAG ingestion: load, chunk, embed and upsert documents from S3 events",
+            environment={
+                **common_env,
+                "CHUNK_SIZE": str(rag.chunk_size),
+                "CHUNK_OVERLAP": str(rag.chunk_overlap),
+                "QUARANTINE_PREFIX": QUARANTINE_PREFIX,
+                "DLQ_URL": self.dead_letter_queue.queue_url,
+            },
+            memory_size=1024, timeout=ingest_timeout, log_retention=log_retention,
+        )
+        fn = self.ingest_function
+        fn.function.add_event_source(sources.SqsEventSource(
+            self.queue, batch_size=10, max_batching_window=Duration.seconds(5), report_batch_item_failures=True,
+            max_concurrency=INGEST_MAX_CONCURRENCY,  # bounds the load on the embedding endpoint and the store
+        ))
+        for prefix in INGEST_PREFIXES:
+            data.grant_read(fn.role, prefix)
+        data.grant_write(fn.role, QUARANTINE_PREFIX)
+        # Exact actions (grant_send_messages would add kms:ReEncrypt*/GenerateDataKey* wildcards).
+        fn.role.add_to_principal_policy(iam.PolicyStatement(
+            sid="QuarantineToDeadLetterQueue", actions=["sqs:SendMessage"], resources=[self.dead_letter_queue.queue_arn]))
+        fn.role.add_to_principal_policy(iam.PolicyStatement(
+            sid="EncryptDeadLetterMessages", actions=["kms:GenerateDataKey", "kms:Decrypt"], resources=[key.key_arn]))
+        self.store.grant_write(fn)
+        self._grant_embeddings(fn)
+
+    def _grant_embeddings(self, fn: PlatformFunction) -> None:
+        rag = self.env_config.rag
+        self._grant_model(fn, rag.embedding_provider, self.embedding_endpoint, rag.embedding_model_id, "Embedding")
+
+    def _grant_model(self, fn: PlatformFunction, provider: str, endpoint: str, model_id: str, sid: str) -> None:
+        if provider == "sagemaker":
+            # SageMaker lower-cases endpoint names in ARNs.
+            arn = self.format_arn(service="sagemaker", resource="endpoint", resource_name=endpoint.lower())
+            fn.role.add_to_principal_policy(iam.PolicyStatement(sid=f"Invoke{sid}Endpoint", actions=["sagemaker:InvokeEndpoint"], resources=[arn]))
+            return
+        if _INFERENCE_PROFILE.match(model_id):
+            base = _INFERENCE_PROFILE.sub("", model_id)
+            profile = self.format_arn(service="bedrock", resource="inference-profile", resource_name=model_id)
+            models = f"arn:{self.partition}:bedrock:*::foundation-model/{base}"
+            fn.role.add_to_principal_policy(iam.PolicyStatement(sid=f"Invoke{sid}Model", actions=["bedrock:InvokeModel"], resources=[profile, models]))
+            acknowledge(fn.role.node.find_child("DefaultPolicy"), f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:bedrock:*::foundation-model/{base}]",
+                        f"A cross-region inference profile ({model_id}) routes to {base} in any of its regions.")
+            return
+        arn = f"arn:{self.partition}:bedrock:{self.region}::foundation-model/{model_id}"
+        fn.role.add_to_principal_policy(iam.PolicyStatement(sid=f"Invoke{sid}Model", actions=["bedrock:InvokeModel"], resources=[arn]))
+
+    def _api(self, key: Any, log_retention: logs.RetentionDays) -> apigw.RestApi:
+        rag = self.env_config.rag
+        access_logs = logs.LogGroup(self, "ApiAccessLogs", encryption_key=key, retention=log_retention)
+        api = apigw.RestApi(
+            self, "Api", rest_api_name=f"{self.env_config.name_prefix}-rag",
+            description="RAG question answering (IAM-signed requests only)",
+            endpoint_types=[apigw.EndpointType.REGIONAL],
+            cloud_watch_role=False,
+            default_method_options=apigw.MethodOptions(authorization_type=apigw.AuthorizationType.IAM),
+            deploy_options=apigw.StageOptions(
+                stage_name="v1",
+                access_log_destination=apigw.LogGroupLogDestination(access_logs),
+                access_log_format=apigw.AccessLogFormat.json_with_standard_fields(
+                    caller=True, http_method=True, ip=True, protocol=True, request_time=True,
+                    resource_path=True, response_length=True, status=True, user=True),
+                throttling_rate_limit=20, throttling_burst_limit=40,
+                tracing_enabled=True,
+            ),
+        )
+        model = api.add_model(
+            "QueryRequest", content_type="application/json", model_name="QueryRequest",
+            schema=apigw.JsonSchema(
+                schema=apigw.JsonSchemaVersion.DRAFT4, type=apigw.JsonSchemaType.OBJECT, required=["question"],
+                additional_properties=False,
+                properties={
+                    "question": apigw.JsonSchema(type=apigw.JsonSchemaType.STRING, min_length=1, max_length=rag.max_question_chars),
+                    "top_k": apigw.JsonSchema(type=apigw.JsonSchemaType.INTEGER, minimum=1, maximum=50),
+                    "filters": apigw.JsonSchema(type=apigw.JsonSchemaType.OBJECT),
+                },
+            ),
+        )
+        validator = api.add_request_validator("BodyValidator", validate_request_body=True, validate_request_parameters=True)
+        self.query_method = api.root.add_resource("query").add_method(
+            "POST", apigw.LambdaIntegration(self.query_function.function, proxy=True),
+            authorization_type=apigw.AuthorizationType.IAM, request_validator=validator,
+            request_models={"application/json": model},
+        )
+        for finding, reason in (
+            ("AwsSolutions-APIG3", "The API accepts only SigV4-signed IAM callers and is throttled per stage; "
+                                   "a WAF web ACL is an account-level choice, attach one with WebAclAssociation if required."),
+            ("AwsSolutions-APIG6", "Execution logging needs the account-wide API Gateway CloudWatch role, which the "
+                                   "platform does not own; access logs of every request go to a CMK-encrypted group."),
+            ("AwsSolutions-COG4", "Callers are IAM principals (SigV4), not Cognito users: authorization type is AWS_IAM."),
+        ):
+            acknowledge(api, finding, reason)
+        CfnOutput(self, "QueryUrl", value=api.url_for_path("/query"))
+        return api
+
+    def grant_query(self, grantee: iam.IGrantable) -> iam.Grant:
+        """Let an IAM principal call ``POST /query``."""
+        return iam.Grant.add_to_principal(
+            grantee=grantee, actions=["execute-api:Invoke"],
+            resource_arns=[self.api.arn_for_execute_api("POST", "/query", self.api.deployment_stage.stage_name)],
+        )
+
+

@@ -1,0 +1,230 @@
+"""RagStack template assertions for both backends: ingestion glue, IAM-only API, least-privilege grants."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from aws_cdk.assertions import Match
+
+from llmops.config import ConfigError
+from llmops.stacks.rag import check_rag_config
+from tests.helpers import config_with, synth_stage, template_of
+
+ONLY_RAG = {"capabilities": {"data_prep": False, "prompt_catalog": False, "fine_tuning": False}}
+
+
+def stage(env: str, **overrides):
+    return synth_stage(env, {**ONLY_RAG, **overrides})
+
+
+@pytest.fixture(scope="module")
+def dev():  # aurora-pgvector (the dev default)
+    return template_of(stage("dev").rag)
+
+
+@pytest.fixture(scope="module")
+def staging():  # opensearch-serverless
+    return template_of(stage("staging").rag)
+
+
+def functions(template):
+    return {r["Properties"]["Handler"]: r for r in template.find_resources("AWS::Lambda::Function").values()
+            if "Handler" in r["Properties"] and r["Properties"]["Handler"].startswith("lambdas.")}
+
+
+def statements(template):
+    for policy in template.find_resources("AWS::IAM::Policy").values():
+        yield from policy["Properties"]["PolicyDocument"]["Statement"]
+
+
+def as_list(value):
+    return value if isinstance(value, list) else [value]
+
+
+def test_backends_follow_the_config(dev, staging):
+    dev.resource_count_is("AWS::RDS::DBCluster", 1)
+    dev.resource_count_is("AWS::OpenSearchServerless::Collection", 0)
+    staging.resource_count_is("AWS::OpenSearchServerless::Collection", 1)
+    staging.resource_count_is("AWS::RDS::DBCluster", 0)
+
+
+@pytest.mark.parametrize("env", ["dev", "staging"])
+def test_eventbridge_rule_sends_uploads_and_curated_events_to_the_queue(env, dev, staging):
+    template = {"dev": dev, "staging": staging}[env]
+    rule = next(iter(template.find_resources("AWS::Events::Rule").values()))["Properties"]
+    pattern = rule["EventPattern"]
+    assert pattern["source"] == ["aws.s3"]
+    assert pattern["detail-type"] == ["Object Created", "Object Deleted"]
+    assert pattern["detail"]["object"]["key"] == [{"prefix": "uploads/"}, {"prefix": "curated/"}]
+    assert pattern["detail"]["bucket"]["name"]
+    (target,) = rule["Targets"]
+    assert "DeadLetterConfig" in target and target["RetryPolicy"]["MaximumRetryAttempts"] == 8
+
+
+def test_queues_are_cmk_encrypted_with_a_dead_letter_queue(dev):
+    queues = dev.find_resources("AWS::SQS::Queue")
+    assert len(queues) == 2
+    for queue in queues.values():
+        assert "KmsMasterKeyId" in queue["Properties"]
+    redriven = [q for q in queues.values() if "RedrivePolicy" in q["Properties"]]
+    assert len(redriven) == 1 and redriven[0]["Properties"]["RedrivePolicy"]["maxReceiveCount"] == 3
+    dev.has_resource_properties("AWS::SQS::QueuePolicy", {"PolicyDocument": {"Statement": Match.array_with([
+        Match.object_like({"Effect": "Deny", "Condition": {"Bool": {"aws:SecureTransport": "false"}}})])}})
+
+
+def test_ingest_function_reports_partial_batch_failures(dev):
+    dev.has_resource_properties("AWS::Lambda::EventSourceMapping", {
+        "FunctionResponseTypes": ["ReportBatchItemFailures"], "BatchSize": 10,
+        "ScalingConfig": {"MaximumConcurrency": 5}})
+
+
+@pytest.mark.parametrize("env,backend_vars", [
+    ("dev", {"VECTOR_STORE_BACKEND", "PG_SECRET_ARN", "PG_DATABASE", "PG_TABLE"}),
+    ("staging", {"VECTOR_STORE_BACKEND", "AOSS_ENDPOINT", "AOSS_INDEX"}),
+])
+def test_function_environments_follow_the_contract(env, backend_vars, dev, staging):
+    fns = functions({"dev": dev, "staging": staging}[env])
+    ingest = fns["lambdas.rag_ingest.handler.handler"]["Properties"]["Environment"]["Variables"]
+    query = fns["lambdas.rag_query.handler.handler"]["Properties"]["Environment"]["Variables"]
+    common = backend_vars | {"EMBEDDING_PROVIDER", "EMBEDDING_ENDPOINT_NAME", "EMBEDDING_DIMENSION", "DATA_BUCKET",
+                             "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE"}
+    assert common | {"CHUNK_SIZE", "CHUNK_OVERLAP", "QUARANTINE_PREFIX", "DLQ_URL"} <= set(ingest)
+    assert common | {"LLM_PROVIDER", "LLM_ENDPOINT_NAME", "LLM_CONTAINER", "TOP_K", "MAX_QUESTION_CHARS",
+                     "PROMPT_ID", "PROMPT_ALIAS"} <= set(query)
+    assert ingest["QUARANTINE_PREFIX"] == "quarantine/" and query["LLM_CONTAINER"] == "tgi"
+    assert query["EMBEDDING_DIMENSION"] == "384" and query["PROMPT_ID"] == "rag-answer"
+
+
+def test_every_api_method_requires_iam_and_validates_the_body(staging):
+    methods = staging.find_resources("AWS::ApiGateway::Method")
+    assert methods
+    for method in methods.values():
+        assert method["Properties"]["AuthorizationType"] == "AWS_IAM"
+    post = next(m for m in methods.values() if m["Properties"]["HttpMethod"] == "POST")["Properties"]
+    assert "RequestValidatorId" in post and post["RequestModels"]["application/json"]
+    staging.has_resource_properties("AWS::ApiGateway::RequestValidator", {"ValidateRequestBody": True})
+    model = next(iter(staging.find_resources("AWS::ApiGateway::Model").values()))["Properties"]["Schema"]
+    assert model["required"] == ["question"] and model["additionalProperties"] is False
+    assert model["properties"]["question"]["maxLength"] == 2000
+
+
+def test_api_stage_logs_throttles_and_traces(staging):
+    staging.has_resource_properties("AWS::ApiGateway::Stage", {
+        "StageName": "v1",
+        "AccessLogSetting": {"DestinationArn": Match.any_value(), "Format": Match.any_value()},
+        "MethodSettings": Match.array_with([Match.object_like({"ThrottlingRateLimit": 20, "ThrottlingBurstLimit": 40})]),
+        "TracingEnabled": True,
+    })
+    groups = staging.find_resources("AWS::Logs::LogGroup")
+    assert groups and all("KmsKeyId" in g["Properties"] for g in groups.values())
+
+
+def test_no_wildcard_actions_and_models_invoked_by_name(staging):
+    actions = [a for s in statements(staging) for a in as_list(s["Action"])]
+    assert not [a for a in actions if a == "*" or a.endswith(":*")]
+    invoke = [s for s in statements(staging) if "sagemaker:InvokeEndpoint" in as_list(s["Action"])]
+    resources = {json.dumps(s["Resource"]) for s in invoke}
+    assert any("endpoint/llmops-stg-llm" in r for r in resources)
+    assert any("endpoint/llmops-stg-embeddings" in r for r in resources)
+    assert all("*" not in r for r in resources)
+
+
+def test_data_bucket_access_is_limited_to_the_prefixes(dev):
+    object_grants = {}
+    for s in statements(dev):
+        if any(a.startswith("s3:") and a != "s3:ListBucket" for a in as_list(s["Action"])):
+            resource = json.dumps(s["Resource"])
+            for prefix in ("uploads/*", "curated/*", "quarantine/*"):
+                if prefix in resource:
+                    object_grants.setdefault(prefix, set()).update(as_list(s["Action"]))
+            assert any(p in resource for p in ("uploads/*", "curated/*", "quarantine/*")), resource
+    assert "s3:GetObject" in object_grants["uploads/*"] and "s3:GetObject" in object_grants["curated/*"]
+    assert object_grants["quarantine/*"] >= {"s3:PutObject"} and "s3:GetObject" not in object_grants["quarantine/*"]
+
+
+def test_foundation_key_lets_eventbridge_deliver_to_encrypted_queues():
+    foundation = template_of(stage("dev").foundation)
+    key = next(iter(foundation.find_resources("AWS::KMS::Key").values()))
+    stmt = next(s for s in key["Properties"]["KeyPolicy"]["Statement"] if s.get("Sid") == "AllowEventBridgeToEncryptedQueues")
+    assert stmt["Principal"] == {"Service": "events.amazonaws.com"}
+    assert "aws:SourceAccount" in stmt["Condition"]["StringEquals"]
+
+
+def test_bedrock_models_are_granted_by_model_arn():
+    over = {"rag": {"embedding_provider": "bedrock", "llm_provider": "bedrock"}, "vector_store": {"dimension": 1024}}
+    template = template_of(stage("staging", **over).rag)
+    invoke = [s for s in statements(template) if "bedrock:InvokeModel" in as_list(s["Action"])]
+    resources = " ".join(json.dumps(s["Resource"]) for s in invoke)
+    assert "foundation-model/amazon.titan-embed-text-v2:0" in resources
+    assert "foundation-model/amazon.nova-lite-v1:0" in resources
+    query = functions(template)["lambdas.rag_query.handler.handler"]["Properties"]["Environment"]["Variables"]
+    assert query["LLM_MODEL_ID"] == "amazon.nova-lite-v1:0" and query["EMBEDDING_MODEL_ID"] == "amazon.titan-embed-text-v2:0"
+
+
+def test_kendra_backend_has_no_ingestion_queue():
+    template = template_of(stage("staging", vector_store={"backend": "kendra"}).rag)
+    template.resource_count_is("AWS::Kendra::Index", 1)
+    template.resource_count_is("AWS::SQS::Queue", 0)
+    query = functions(template)["lambdas.rag_query.handler.handler"]["Properties"]["Environment"]["Variables"]
+    assert query["VECTOR_STORE_BACKEND"] == "kendra" and "KENDRA_INDEX_ID" in query
+
+
+@pytest.mark.parametrize("overrides,message", [
+    ({"rag": {"embedding_provider": "bedrock"}}, "vector_store.dimension: amazon.titan-embed-text-v2:0 returns 256/512/1024"),
+    ({"network": {"interface_endpoints": ["sqs", "kms"]}}, "network.interface_endpoints: .* sagemaker_runtime"),
+    ({"rag": {"llm_provider": "bedrock"}, "network": {"interface_endpoints": ["sqs", "kms", "sagemaker_runtime", "secrets_manager"]}},
+     "need bedrock_runtime"),
+])
+def test_inconsistent_rag_config_fails_synth_with_the_field_named(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        check_rag_config(config_with("dev", overrides).get("dev"))
+
+
+@pytest.mark.parametrize("overrides,message", [
+    ({"rag": {"chunk_size": 100, "chunk_overlap": 100}}, "chunk_overlap"),
+    ({"rag": {"llm_container": "vllm"}}, "rag.llm_container"),
+    ({"rag": {"aoss": {"public": True}}}, "rag.aoss.public: unknown field"),
+    ({"rag": {"embedding_endpoint_name": "bad name!"}}, "rag.embedding_endpoint_name"),
+])
+def test_rag_config_errors_name_the_field(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        config_with("dev", overrides)
+
+
+def test_query_function_renders_from_the_prompt_catalog_when_it_is_on():
+    rag_stage = synth_stage("dev", {"capabilities": {"data_prep": False, "fine_tuning": False}})
+    template = template_of(rag_stage.rag)
+    query = functions(template)["lambdas.rag_query.handler.handler"]["Properties"]["Environment"]["Variables"]
+    assert "PROMPT_TABLE_NAME" in query
+    dynamo = [s for s in statements(template) if any(a.startswith("dynamodb:") for a in as_list(s["Action"]))]
+    assert {a for s in dynamo for a in as_list(s["Action"])} == {"dynamodb:GetItem", "dynamodb:Query"}
+    assert all("/index/" not in json.dumps(s["Resource"]) for s in dynamo)
+
+
+def test_grant_query_allows_only_post_query_on_this_api():
+    from aws_cdk import Stack
+    from aws_cdk import aws_iam as iam
+
+    from llmops.stage import LlmOpsStage
+    from tests.helpers import make_app
+
+    # A stage of its own: the cached ones are shared by other tests and must not gain a role.
+    rag = LlmOpsStage(make_app(), config_with("dev", ONLY_RAG).get("dev"), nag=False).rag
+    role = iam.Role(rag, "CallerForTest", assumed_by=iam.AccountRootPrincipal())
+    rag.grant_query(role)
+    policy = Stack.of(rag).resolve(role.node.find_child("DefaultPolicy").document.to_json())
+    (stmt,) = policy["Statement"]
+    assert stmt["Action"] == "execute-api:Invoke"
+    api_id = Stack.of(rag).get_logical_id(rag.api.node.default_child)
+    parts = stmt["Resource"]["Fn::Join"][1]
+    assert {"Ref": api_id} in parts  # this API, not every API of the account
+    assert flat_join(stmt["Resource"]).endswith("/<ref>/POST/query")  # its deployed stage, POST /query only
+
+
+def flat_join(value):
+    if isinstance(value, str):
+        return value
+    if "Fn::Join" in value:
+        return value["Fn::Join"][0].join(flat_join(v) for v in value["Fn::Join"][1])
+    return "<ref>"
