@@ -24,7 +24,7 @@ from typing import Any
 
 import warnings
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import parse
@@ -35,7 +35,6 @@ from lambdas.runtime.prompts.model import check_alias_name, parse_content, pydan
 from lambdas.runtime.prompts.store import PromptCatalogStore
 
 logger = Logger()
-tracer = Tracer()
 metrics = Metrics()
 app = APIGatewayRestResolver()
 # Read-only routes emit no metric; Powertools would warn about that on every call.
@@ -256,7 +255,6 @@ def not_found(_exc: Exception) -> Response:
 
 
 @logger.inject_lambda_context(correlation_id_path="requestContext.requestId")
-@tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return app.resolve(event, context)

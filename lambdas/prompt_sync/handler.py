@@ -14,14 +14,13 @@ import os
 from pathlib import Path
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
 from lambdas.runtime.prompts.store import PromptCatalogStore
 from lambdas.runtime.prompts.sync import sync_directory
 
 logger = Logger()
-tracer = Tracer()
 metrics = Metrics()
 
 # The bundle puts the repo's prompts/ folder beside lambdas/ (PlatformFunction extra_files).
@@ -57,7 +56,6 @@ def on_event(event: dict[str, Any], store: PromptCatalogStore, prompts_dir: Path
 
 
 @logger.inject_lambda_context
-@tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     prompts_dir = Path(os.environ.get("PROMPTS_DIR") or DEFAULT_PROMPTS_DIR)
