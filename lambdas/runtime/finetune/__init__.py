@@ -1,0 +1,1 @@
+"""Fine-tuning runtime: recording approved model packages for the deployment path."""
