@@ -197,9 +197,175 @@ class InstancesConfig(_Model):
         return _check_instance(value, INFERENCE_FAMILIES)
 
 
+FINE_TUNING_GPU_FAMILIES = ("g5", "g6", "g6e", "p4d", "p4de", "p5")
+FINE_TUNING_TRAINIUM_FAMILIES = ("trn1", "trn1n")
+
+
+class LoraSettings(_Model):
+    rank: int = Field(16, ge=1, le=1024)
+    alpha: int = Field(32, ge=1, le=4096)
+    dropout: float = Field(0.05, ge=0.0, lt=1.0)
+
+
+class QualityThresholds(_Model):
+    """Minimums (and a perplexity maximum) a tuned model must meet to be registered; 0 turns one off."""
+
+    min_rouge_l: float = Field(0.0, ge=0.0, le=1.0)
+    min_bleu: float = Field(0.0, ge=0.0, le=100.0)
+    min_exact_match: float = Field(0.0, ge=0.0, le=1.0)
+    min_token_f1: float = Field(0.0, ge=0.0, le=1.0)
+    min_accuracy: float = Field(0.0, ge=0.0, le=1.0)
+    min_f1: float = Field(0.0, ge=0.0, le=1.0)
+    max_perplexity: float = Field(0.0, ge=0.0)
+
+    @field_validator("max_perplexity")
+    @classmethod
+    def _perplexity(cls, value: float) -> float:
+        if 0 < value < 1:
+            raise ValueError(f"perplexity is at least 1, so a maximum of {value} can never pass (0 turns it off)")
+        return value
+
+
+class SpotSettings(_Model):
+    enabled: bool = False
+    max_wait_hours: int = Field(48, ge=1, le=672)
+
+
+class MlflowSettings(_Model):
+    enabled: bool = False
+    size: Literal["Small", "Medium", "Large"] = "Small"
+
+
+class FineTuningUseCase(_Model):
+    dataset: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,62}$")
+    base_model: str | None = None
+    description: str = ""
+
+
+class FineTuningConfig(_Model):
+    """SageMaker Pipelines for fine-tuning: one pipeline and model package group per use case."""
+
+    use_cases: dict[str, FineTuningUseCase] = {"assistant": FineTuningUseCase(dataset="assistant")}
+    # Hugging Face model id; its weights are read from s3://<artifacts>/base-models/<id>/ (no internet in the VPC).
+    base_model: str = Field("meta-llama/Llama-3.2-1B-Instruct", pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$")
+    strategy: Literal["full", "lora", "qlora"] = "lora"
+    epochs: int = Field(3, ge=1, le=100)
+    learning_rate: float = Field(2e-4, gt=0.0, le=1.0)
+    lora: LoraSettings = LoraSettings()
+    max_length: int = Field(2048, ge=16, le=131072)
+    instance_type: str | None = None  # default: instances.training.type
+    instance_count: int | None = Field(None, ge=1, le=64)  # default: instances.training.count
+    distribution: Literal["ddp", "fsdp"] = "ddp"
+    prepare_instance_type: str = "ml.m5.xlarge"
+    evaluation_instance_type: str = "ml.g5.2xlarge"
+    volume_size_gb: int = Field(200, ge=30, le=16384)
+    max_runtime_hours: int = Field(24, ge=1, le=672)
+    spot: SpotSettings = SpotSettings()
+    thresholds: QualityThresholds = QualityThresholds()
+    mlflow: MlflowSettings = MlflowSettings()
+    serving_image: Literal["tgi", "djl-lmi"] = "tgi"
+    # Accounts (e.g. staging, prod) allowed to read approved model packages of this environment.
+    reader_accounts: tuple[str, ...] = ()
+
+    @field_validator("use_cases")
+    @classmethod
+    def _use_cases(cls, value: dict[str, FineTuningUseCase]) -> dict[str, FineTuningUseCase]:
+        for name in value:
+            if not re.fullmatch(r"[a-z][a-z0-9-]{1,23}", name):
+                raise ValueError(f"use case name {name!r} must be 2-24 characters of a-z, 0-9 and '-'")
+        return value
+
+    @field_validator("instance_type")
+    @classmethod
+    def _instance_type(cls, value: str | None) -> str | None:
+        if value is not None:
+            _check_instance(InstanceConfig(type=value), FINE_TUNING_GPU_FAMILIES + FINE_TUNING_TRAINIUM_FAMILIES)
+        return value
+
+    @field_validator("evaluation_instance_type")
+    @classmethod
+    def _evaluation_type(cls, value: str) -> str:
+        _check_instance(InstanceConfig(type=value), FINE_TUNING_GPU_FAMILIES)
+        return value
+
+    @field_validator("prepare_instance_type")
+    @classmethod
+    def _prepare_type(cls, value: str) -> str:
+        _check_instance(InstanceConfig(type=value), ("m5", "m6i", "m7i", "c5", "c6i", "c7i", "r5"))
+        return value
+
+    @field_validator("reader_accounts")
+    @classmethod
+    def _readers(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for account in value:
+            if not re.fullmatch(r"\d{12}", str(account)):
+                raise ValueError(f"must be 12-digit AWS account ids (quote them in YAML), got {account!r}")
+        return tuple(dict.fromkeys(value))
+
+    @model_validator(mode="after")
+    def _strategy_hardware(self) -> "FineTuningConfig":
+        if self.strategy == "qlora" and self.instance_type and self.instance_type.split(".")[1].startswith("trn"):
+            raise ValueError("strategy: qlora needs CUDA GPUs (bitsandbytes); use lora or full on Trainium")
+        return self
+
+
 class NagPacksConfig(_Model):
     hipaa: bool = False
     nist_800_53_r5: bool = False
+
+
+# Comprehend PiiEntityType values (Comprehend API reference, PiiEntity.Type); ALL selects every type.
+PII_ENTITY_TYPES = (
+    "ALL", "BANK_ACCOUNT_NUMBER", "BANK_ROUTING", "CREDIT_DEBIT_NUMBER", "CREDIT_DEBIT_CVV", "CREDIT_DEBIT_EXPIRY",
+    "PIN", "EMAIL", "ADDRESS", "NAME", "PHONE", "SSN", "DATE_TIME", "PASSPORT_NUMBER", "DRIVER_ID", "URL", "AGE",
+    "USERNAME", "PASSWORD", "AWS_ACCESS_KEY", "AWS_SECRET_KEY", "IP_ADDRESS", "MAC_ADDRESS", "LICENSE_PLATE",
+    "VEHICLE_IDENTIFICATION_NUMBER", "UK_NATIONAL_INSURANCE_NUMBER", "CA_SOCIAL_INSURANCE_NUMBER",
+    "US_INDIVIDUAL_TAX_IDENTIFICATION_NUMBER", "UK_UNIQUE_TAXPAYER_REFERENCE_NUMBER", "IN_PERMANENT_ACCOUNT_NUMBER",
+    "IN_NREGA", "INTERNATIONAL_BANK_ACCOUNT_NUMBER", "SWIFT_CODE", "UK_NATIONAL_HEALTH_SERVICE_NUMBER",
+    "CA_HEALTH_NUMBER", "IN_AADHAAR", "IN_VOTER_NUMBER",
+)
+
+
+class WorkteamConfig(_Model):
+    """The private Ground Truth workteam (Cognito user pool) that labels curated text."""
+
+    enabled: bool = True
+    description: str = Field("LLMOps data labeling team", min_length=1, max_length=200)
+    # Optional SNS notifications of new labeling tasks to workers.
+    notify_workers: bool = False
+
+
+class DataPrepConfig(_Model):
+    """Data preparation: Textract features, PII redaction, optional custom classifier, workteam."""
+
+    textract_features: tuple[Literal["LAYOUT", "TABLES", "FORMS"], ...] = ("LAYOUT", "TABLES")
+    pii_entity_types: tuple[str, ...] = ("ALL",)
+    pii_min_score: float = Field(0.5, ge=0.0, le=1.0)
+    mask: str = Field("[{type}]", min_length=1, max_length=40)
+    custom_classifier_endpoint_arn: str | None = None
+    extraction_timeout_minutes: int = Field(120, ge=5, le=1440)
+    workteam: WorkteamConfig = WorkteamConfig()
+
+    @field_validator("pii_entity_types")
+    @classmethod
+    def _pii_types(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = sorted(set(value) - set(PII_ENTITY_TYPES))
+        if unknown or not value:
+            raise ValueError(f"unknown PII entity type(s) {unknown or '(none given)'}; allowed: {', '.join(PII_ENTITY_TYPES)}")
+        return tuple(dict.fromkeys(value))
+
+    @field_validator("textract_features")
+    @classmethod
+    def _features(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(value))
+
+    @field_validator("custom_classifier_endpoint_arn")
+    @classmethod
+    def _endpoint(cls, value: str | None) -> str | None:
+        pattern = r"arn:aws[a-z-]*:comprehend:[a-z0-9-]+:\d{12}:document-classifier-endpoint/[A-Za-z0-9](-*[A-Za-z0-9])*"
+        if value is not None and not re.fullmatch(pattern, value):
+            raise ValueError(f"must be a Comprehend document-classifier-endpoint ARN, got {value!r}")
+        return value
 
 
 class EnvironmentConfig(_Model):
@@ -217,8 +383,10 @@ class EnvironmentConfig(_Model):
     capabilities: CapabilitiesConfig = CapabilitiesConfig()
     vector_store: VectorStoreConfig = VectorStoreConfig()
     rag: RagConfig = RagConfig()
+    data_prep: DataPrepConfig = DataPrepConfig()
     instances: InstancesConfig = InstancesConfig()
     nag_packs: NagPacksConfig = NagPacksConfig()
+    fine_tuning: FineTuningConfig = FineTuningConfig()
     log_retention_days: Literal[1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653] = 90
 
     @field_validator("account")

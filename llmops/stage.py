@@ -37,6 +37,40 @@ class LlmOpsStage(Stage):
         foundation = self.foundation
         caps = cfg.capabilities
         # Capability stacks (one block each).
+        if caps.data_prep:
+            from llmops.stacks.data_prep import DataPrepStack
+
+            self.data_prep = DataPrepStack(
+                self, "DataPrep", foundation=foundation, env_config=cfg,
+                stack_name=f"{cfg.name_prefix}-data-prep",
+                description=f"LLMOps {cfg.name}: document extraction, PII redaction, curated datasets, labeling",
+            )
+        if caps.prompt_catalog:
+            from llmops.stacks.prompt_catalog import PromptCatalogStack
+
+            self.prompt_catalog = PromptCatalogStack(
+                self, "PromptCatalog", foundation=foundation, env_config=cfg,
+                stack_name=f"{cfg.name_prefix}-prompt-catalog",
+                description=f"LLMOps {cfg.name}: prompt catalog table, REST API and sync-at-deploy",
+            )
+        if caps.rag:
+            from llmops.stacks.rag import RagStack
+
+            # The prompt catalog (templates the query function renders), when that capability is on.
+            prompt_catalog = getattr(getattr(self, "prompt_catalog", None), "catalog", None)
+            self.rag = RagStack(
+                self, "Rag", foundation=foundation, env_config=cfg, prompt_catalog=prompt_catalog,
+                stack_name=f"{cfg.name_prefix}-rag",
+                description=f"LLMOps {cfg.name}: RAG vector store, ingestion and query API",
+            )
+        if caps.fine_tuning:
+            from llmops.stacks.fine_tuning import FineTuningStack
+
+            self.fine_tuning = FineTuningStack(
+                self, "FineTuning", foundation=foundation, env_config=cfg,
+                stack_name=f"{cfg.name_prefix}-fine-tuning",
+                description=f"LLMOps {cfg.name}: fine-tuning pipelines, model registry and approvals",
+            )
 
         for key, value in {
             "project": cfg.project,

@@ -1,0 +1,69 @@
+"""Backoff for throttled model calls: retried a bounded number of times, then raised, never swallowed."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+# Error codes SageMaker Runtime and Bedrock Runtime return when the model is busy or scaling.
+THROTTLING_CODES = frozenset(
+    {
+        "ThrottlingException",
+        "Throttling",
+        "TooManyRequestsException",
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+        "ModelNotReadyException",
+    }
+)
+DEFAULT_ATTEMPTS = 5
+
+
+class UpstreamThrottled(Exception):
+    """A model endpoint kept throttling after every retry; callers report it (HTTP 503 / batch retry)."""
+
+    def __init__(self, service: str, code: str, attempts: int) -> None:
+        super().__init__(f"{service} throttled the request ({code}) on all {attempts} attempts")
+        self.service = service
+        self.code = code
+        self.attempts = attempts
+
+
+def error_code(exc: BaseException) -> str | None:
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        return response.get("Error", {}).get("Code")
+    return None
+
+
+def call_with_backoff(
+    call: Callable[[], T],
+    *,
+    service: str,
+    attempts: int = DEFAULT_ATTEMPTS,
+    base_delay: float = 0.25,
+    max_delay: float = 8.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
+    """Run ``call``; on a throttling error wait (exponential backoff, full jitter) and try again."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return call()
+        except Exception as exc:
+            code = error_code(exc)
+            if code not in THROTTLING_CODES:
+                raise
+            if attempt == attempts:
+                raise UpstreamThrottled(service, code, attempts) from exc
+            sleep(random.uniform(0, min(max_delay, base_delay * 2 ** (attempt - 1))))
+    raise AssertionError("unreachable")
+
+
+def client_config():  # botocore's own retries off: call_with_backoff is the single retry layer
+    from botocore.config import Config
+
+    return Config(retries={"mode": "standard", "total_max_attempts": 1}, connect_timeout=5, read_timeout=60)

@@ -1,0 +1,149 @@
+"""``llmops local ingest`` / ``llmops local ask`` end to end: embedded PostgreSQL, the offline model.
+
+One scenario in file order: the module shares one state folder, so later tests ask about what the
+earlier ones ingested.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from llmops.cli import main
+from tests.lambdas.rag.corpus import ONBOARDING_TXT, POLICY_MD, WARRANTY_HTML, pdf_bytes
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture(scope="module")
+def workspace():
+    # Under /tmp with mode 0755: the server runs as an unprivileged user when tests run as root.
+    root = Path(tempfile.mkdtemp(prefix="llmops-cli-"))
+    root.chmod(0o755)
+    docs = root / "docs"
+    (docs / "sub").mkdir(parents=True)
+    (docs / "policy.md").write_text(POLICY_MD)
+    (docs / "warranty.html").write_text(WARRANTY_HTML)
+    (docs / "sub" / "onboarding.txt").write_text(ONBOARDING_TXT)
+    (docs / "sub" / "invoice.pdf").write_bytes(pdf_bytes(["Invoices are due within 45 days.", "Late fees are 2 percent."]))
+    (docs / "empty.txt").write_text("")
+    (docs / "photo.txt").write_bytes(b"\xff\xd8\xff\xe0\x00\x10JFIF\x00")
+    (docs / "deck.pptx").write_bytes(b"PK\x03\x04")
+    (docs / ".hidden.md").write_text("never indexed")
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def cli(workspace, monkeypatch, capsys):
+    monkeypatch.setenv("LLMOPS_HOME", str(workspace / "state"))
+    for name in ("LLM_PROVIDER", "PROMPT_TABLE_NAME", "CHUNK_SIZE", "CHUNK_OVERLAP"):
+        monkeypatch.delenv(name, raising=False)
+    elsewhere = workspace / "elsewhere"
+    elsewhere.mkdir(exist_ok=True)
+    monkeypatch.chdir(elsewhere)  # commands work from any directory
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        code = main(list(argv))
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return run
+
+
+def test_ask_before_ingest_says_what_to_do(cli):
+    code, out, err = cli("local", "ask", "anything?")
+    assert code == 1 and "run `llmops local ingest PATH` first" in err
+
+
+def test_ingest_then_reingest_changes_nothing(cli, workspace):
+    docs = str(workspace / "docs")
+    code, out, err = cli("local", "ingest", docs, "--no-progress")
+    assert code == 0
+    assert "documents: 4 indexed, 0 unchanged, 3 skipped, 0 removed" in out
+    assert "empty.txt: the document is empty" in out
+    assert "photo.txt: binary content" in out
+    assert "deck.pptx: unsupported file type" in out
+    assert f"state:     {workspace / 'state'}" in out
+    total = int(out.split(" written, ")[1].split(" in the index")[0])
+    assert total > 0
+
+    code, out, err = cli("local", "ingest", docs, "--no-progress")
+    assert code == 0
+    assert "documents: 0 indexed, 4 unchanged, 3 skipped, 0 removed" in out
+    assert f"chunks:    0 written, {total} in the index" in out
+
+
+def test_ask_json_cites_sources(cli, workspace):
+    code, out, err = cli("local", "ask", "How many days do customers have to request a refund?", "--json", "--top-k", "2")
+    assert code == 0, err
+    answer = json.loads(out)
+    assert answer["llm_called"] is False and "No LLM was called" in answer["note"]
+    assert len(answer["citations"]) == 2
+    top = answer["citations"][0]
+    assert top["source"] == str(workspace / "docs" / "policy.md") and top["page"] == 1 and top["chunk_index"] == 0
+    assert "30 days" in answer["answer"] and answer["prompt_id"] == "rag-answer"
+
+
+def test_ask_text_output_and_filters(cli, workspace):
+    code, out, err = cli("local", "ask", "When are invoices due?", "--filter", "page=1", "--filter", "document_type=pdf")
+    assert code == 0, err
+    assert "45 days" in out and "No LLM was called" in out
+    assert f"[1] {workspace / 'docs' / 'sub' / 'invoice.pdf'} (page 1, chunk 0)" in out
+    assert "[2]" not in out
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["local", "ask", "  "], "question must not be empty"),
+    (["local", "ask", "q", "--top-k", "99"], "top_k must be an integer from 1 to 50"),
+    (["local", "ask", "q", "--filter", "colour=red"], "unknown filter field(s): colour"),
+    (["local", "ask", "q", "--filter", "nonsense"], "must look like FIELD=VALUE"),
+])
+def test_bad_questions_are_refused(cli, argv, message):
+    code, out, err = cli(*argv)
+    assert code == 2 and message in err
+
+
+def test_changed_and_deleted_files_are_picked_up(cli, workspace):
+    docs = workspace / "docs"
+    (docs / "policy.md").write_text(POLICY_MD.replace("30 days", "60 days"))
+    (docs / "warranty.html").unlink()
+    code, out, err = cli("local", "ingest", str(docs), "--no-progress")
+    assert code == 0
+    assert "documents: 1 indexed, 2 unchanged, 3 skipped, 1 removed" in out
+    code, out, err = cli("local", "ask", "refund period", "--json", "--top-k", "5")
+    sources = {c["source"] for c in json.loads(out)["citations"]}
+    assert str(docs / "warranty.html") not in sources
+
+
+def test_missing_path_is_an_error(cli, workspace):
+    code, out, err = cli("local", "ingest", str(workspace / "nope"))
+    assert code == 2 and "no such file or folder" in err
+
+
+def test_console_script_is_installed(workspace):
+    script = Path(sys.executable).with_name("llmops")
+    result = subprocess.run([str(script), "local", "ask", "--help"], capture_output=True, text=True, cwd="/", check=False)
+    assert result.returncode == 0 and "--top-k" in result.stdout and "--json" in result.stdout
+
+
+def test_configured_llm_without_credentials_is_reported(cli, monkeypatch):
+    monkeypatch.setenv("LLM_PROVIDER", "bedrock")
+    monkeypatch.setenv("LLM_MODEL_ID", "anthropic.claude-3-haiku-20240307-v1:0")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    import boto3
+
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)  # no credentials cached by earlier tests
+    code, out, err = cli("local", "ask", "How long is the warranty?")
+    assert code == 1 and "the configured model could not answer" in err and "credentials" in err.lower()
