@@ -1,11 +1,13 @@
 """``llmops local ingest`` / ``llmops local ask`` end to end: embedded PostgreSQL, the offline model.
 
-One scenario in file order: the module shares one state folder, so later tests ask about what the
-earlier ones ingested.
+The module ingests the corpus once (``indexed``); tests that change documents work on their own
+copy and state folder, so the tests hold in any order and on any xdist worker.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import shutil
 import subprocess
@@ -18,7 +20,8 @@ import pytest
 from llmops.cli import main
 from tests.lambdas.rag.corpus import ONBOARDING_TXT, POLICY_MD, WARRANTY_HTML, pdf_bytes
 
-pytestmark = pytest.mark.postgres
+# One worker shares the module's index (pytest -n 2 --dist loadgroup).
+pytestmark = [pytest.mark.postgres, pytest.mark.xdist_group("local_rag_cli")]
 
 
 @pytest.fixture(scope="module")
@@ -40,14 +43,31 @@ def workspace():
     shutil.rmtree(root, ignore_errors=True)
 
 
+def _quiet_env(mp: pytest.MonkeyPatch, state: Path, cwd: Path) -> None:
+    mp.setenv("LLMOPS_HOME", str(state))
+    for name in ("LLM_PROVIDER", "PROMPT_TABLE_NAME", "CHUNK_SIZE", "CHUNK_OVERLAP"):
+        mp.delenv(name, raising=False)
+    cwd.mkdir(exist_ok=True)
+    mp.chdir(cwd)  # commands work from any directory
+
+
+@pytest.fixture(scope="module")
+def indexed(workspace):
+    """The first and the second ingest of the corpus: (code, stdout, stderr) of each."""
+    runs = []
+    with pytest.MonkeyPatch.context() as mp:
+        _quiet_env(mp, workspace / "state", workspace / "elsewhere")
+        for _ in range(2):
+            out, err = io.StringIO(), io.StringIO()
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                code = main(["local", "ingest", str(workspace / "docs"), "--no-progress"])
+            runs.append((code, out.getvalue(), err.getvalue()))
+    return runs
+
+
 @pytest.fixture
 def cli(workspace, monkeypatch, capsys):
-    monkeypatch.setenv("LLMOPS_HOME", str(workspace / "state"))
-    for name in ("LLM_PROVIDER", "PROMPT_TABLE_NAME", "CHUNK_SIZE", "CHUNK_OVERLAP"):
-        monkeypatch.delenv(name, raising=False)
-    elsewhere = workspace / "elsewhere"
-    elsewhere.mkdir(exist_ok=True)
-    monkeypatch.chdir(elsewhere)  # commands work from any directory
+    _quiet_env(monkeypatch, workspace / "state", workspace / "elsewhere")
 
     def run(*argv: str) -> tuple[int, str, str]:
         code = main(list(argv))
@@ -57,15 +77,15 @@ def cli(workspace, monkeypatch, capsys):
     return run
 
 
-def test_ask_before_ingest_says_what_to_do(cli):
+def test_ask_before_ingest_says_what_to_do(cli, workspace, monkeypatch):
+    monkeypatch.setenv("LLMOPS_HOME", str(workspace / "never-ingested"))
     code, out, err = cli("local", "ask", "anything?")
     assert code == 1 and "run `llmops local ingest PATH` first" in err
 
 
-def test_ingest_then_reingest_changes_nothing(cli, workspace):
-    docs = str(workspace / "docs")
-    code, out, err = cli("local", "ingest", docs, "--no-progress")
-    assert code == 0
+def test_ingest_then_reingest_changes_nothing(indexed, workspace):
+    (code, out, err), (code2, out2, _) = indexed
+    assert code == 0, err
     assert "documents: 4 indexed, 0 unchanged, 3 skipped, 0 removed" in out
     assert "empty.txt: the document is empty" in out
     assert "photo.txt: binary content" in out
@@ -74,13 +94,12 @@ def test_ingest_then_reingest_changes_nothing(cli, workspace):
     total = int(out.split(" written, ")[1].split(" in the index")[0])
     assert total > 0
 
-    code, out, err = cli("local", "ingest", docs, "--no-progress")
-    assert code == 0
-    assert "documents: 0 indexed, 4 unchanged, 3 skipped, 0 removed" in out
-    assert f"chunks:    0 written, {total} in the index" in out
+    assert code2 == 0
+    assert "documents: 0 indexed, 4 unchanged, 3 skipped, 0 removed" in out2
+    assert f"chunks:    0 written, {total} in the index" in out2
 
 
-def test_ask_json_cites_sources(cli, workspace):
+def test_ask_json_cites_sources(cli, workspace, indexed):
     code, out, err = cli("local", "ask", "How many days do customers have to request a refund?", "--json", "--top-k", "2")
     assert code == 0, err
     answer = json.loads(out)
@@ -91,7 +110,7 @@ def test_ask_json_cites_sources(cli, workspace):
     assert "30 days" in answer["answer"] and answer["prompt_id"] == "rag-answer"
 
 
-def test_ask_text_output_and_filters(cli, workspace):
+def test_ask_text_output_and_filters(cli, workspace, indexed):
     code, out, err = cli("local", "ask", "When are invoices due?", "--filter", "page=1", "--filter", "document_type=pdf")
     assert code == 0, err
     assert "45 days" in out and "No LLM was called" in out
@@ -110,8 +129,13 @@ def test_bad_questions_are_refused(cli, argv, message):
     assert code == 2 and message in err
 
 
-def test_changed_and_deleted_files_are_picked_up(cli, workspace):
-    docs = workspace / "docs"
+def test_changed_and_deleted_files_are_picked_up(cli, workspace, monkeypatch):
+    # Its own copy and state folder: the shared index stays as the other tests expect it.
+    docs = workspace / "docs-changed"
+    shutil.copytree(workspace / "docs", docs)
+    monkeypatch.setenv("LLMOPS_HOME", str(workspace / "state-changed"))
+    code, out, err = cli("local", "ingest", str(docs), "--no-progress")
+    assert code == 0 and "documents: 4 indexed" in out, err
     (docs / "policy.md").write_text(POLICY_MD.replace("30 days", "60 days"))
     (docs / "warranty.html").unlink()
     code, out, err = cli("local", "ingest", str(docs), "--no-progress")
@@ -133,7 +157,7 @@ def test_console_script_is_installed(workspace):
     assert result.returncode == 0 and "--top-k" in result.stdout and "--json" in result.stdout
 
 
-def test_configured_llm_without_credentials_is_reported(cli, monkeypatch):
+def test_configured_llm_without_credentials_is_reported(cli, monkeypatch, indexed):
     monkeypatch.setenv("LLM_PROVIDER", "bedrock")
     monkeypatch.setenv("LLM_MODEL_ID", "anthropic.claude-3-haiku-20240307-v1:0")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
