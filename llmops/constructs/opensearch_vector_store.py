@@ -163,8 +163,8 @@ class OpenSearchVectorStore(VectorStore):
             standby_replicas="ENABLED" if standby_replicas else "DISABLED",
             description="RAG chunks and embeddings",
         )
-        self.collection.add_dependency(self.encryption_policy)
-        self.collection.add_dependency(self.network_policy)
+        self.collection.add_resource_dependency(self.encryption_policy)
+        self.collection.add_resource_dependency(self.network_policy)
         self.collection.apply_removal_policy(removal_policy)
         self.access_policy = aoss.CfnAccessPolicy(
             self, "DataAccessPolicy", name=f"{collection_name}-data", type="data",
