@@ -29,7 +29,8 @@ from constructs import Construct
 
 from llmops.constructs.network import PlatformNetwork
 from llmops.constructs.platform_function import PlatformFunction
-from llmops.constructs.vector_store import VectorStore, connectable_of, principal_of, schema_provider
+from llmops.constructs.vector_store import VectorStore, connectable_of, principal_of
+from llmops.constructs.custom_resource import custom_resource_provider
 from llmops.nag import acknowledge
 
 ENGINE_VERSION = rds.AuroraPostgresEngineVersion.VER_17_5  # auto-pause needs 13.15+/14.12+/15.7+/16.3+
@@ -139,7 +140,7 @@ class AuroraVectorStore(VectorStore):
             timeout=Duration.minutes(5), memory_size=256, log_retention=log_retention,
         )
         self.grant_write(self.schema_function)
-        provider = schema_provider(self, "SchemaProvider", on_event=self.schema_function, key=key, log_retention=log_retention)
+        provider = custom_resource_provider(self, "SchemaProvider", on_event=self.schema_function, key=key, log_retention=log_retention)
         self.schema = CustomResource(
             self, "Schema", service_token=provider.service_token, resource_type="Custom::PgVectorSchema",
             properties={"SecretArn": self.secret.secret_arn, "Database": database_name, "Table": table_name,

@@ -28,7 +28,8 @@ from constructs import Construct
 
 from llmops.constructs.network import PlatformNetwork
 from llmops.constructs.platform_function import PlatformFunction
-from llmops.constructs.vector_store import VectorStore, principal_of, schema_provider
+from llmops.constructs.vector_store import VectorStore, principal_of
+from llmops.constructs.custom_resource import custom_resource_provider
 
 _NAME = re.compile(r"^[a-z][a-z0-9-]{2,31}$")
 SPACES = ("cosinesimil", "l2", "innerproduct")
@@ -180,7 +181,7 @@ class OpenSearchVectorStore(VectorStore):
         )
         self._grant_api(self.index_function.role)
         self._access.add("admins", self.index_function.role.role_arn)
-        provider = schema_provider(self, "IndexProvider", on_event=self.index_function, key=key, log_retention=log_retention)
+        provider = custom_resource_provider(self, "IndexProvider", on_event=self.index_function, key=key, log_retention=log_retention)
         self.index = CustomResource(
             self, "Index", service_token=provider.service_token, resource_type="Custom::VectorIndex",
             properties={

@@ -18,16 +18,12 @@ from typing import TYPE_CHECKING, Any
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
-from aws_cdk import aws_logs as logs
-from aws_cdk import custom_resources as cr
 from constructs import Construct
 
-from llmops.nag import acknowledge
 
 if TYPE_CHECKING:
     from llmops.config import EnvironmentConfig
     from llmops.constructs.network import PlatformNetwork
-    from llmops.constructs.platform_function import PlatformFunction
 
 
 class VectorStore(Construct):
@@ -57,45 +53,6 @@ def connectable_of(grantee: Any):
     """The ec2 connections of a function in the VPC, or None."""
     target = grantee.function if hasattr(grantee, "function") and hasattr(grantee, "bundle") else grantee
     return target if hasattr(target, "connections") else None
-
-
-def schema_provider(scope: Construct, id: str, *, on_event: "PlatformFunction", key: kms.IKey,
-                    log_retention: logs.RetentionDays) -> cr.Provider:
-    """A CDK Provider around a custom-resource handler, with its framework function checked by cdk-nag."""
-    log_group = logs.LogGroup(scope, f"{id}Logs", encryption_key=key, retention=log_retention,
-                              removal_policy=RemovalPolicy.DESTROY)
-    provider = cr.Provider(
-        scope,
-        id,
-        on_event_handler=on_event.function,
-        log_group=log_group,
-        provider_function_env_encryption=key,
-    )
-    framework = provider.node.find_child("framework-onEvent")
-    acknowledge(
-        framework,
-        "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
-        "The CDK provider framework function only relays CloudFormation events; the managed policy "
-        "grants it nothing beyond writing its own logs.",
-    )
-    acknowledge(
-        framework,
-        "AwsSolutions-IAM5[Resource::<" + _logical_ref(on_event) + ".Arn>:*]",
-        "The provider framework invokes every version/alias of its one onEvent handler; the wildcard "
-        "is the version qualifier of that single function.",
-    )
-    acknowledge(
-        framework,
-        "AwsSolutions-L1",
-        "The provider framework function's Node.js runtime is chosen and updated by aws-cdk-lib.",
-    )
-    return provider
-
-
-def _logical_ref(function: "PlatformFunction") -> str:
-    from aws_cdk import Stack
-
-    return Stack.of(function).get_logical_id(function.function.node.default_child)
 
 
 def vector_store_for(

@@ -15,7 +15,6 @@ from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sns as sns
-from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from llmops.config import EnvironmentConfig
@@ -24,8 +23,8 @@ from llmops.constructs.document_extraction import DocumentExtraction
 from llmops.constructs.labeling_workteam import LabelingJobs, LabelingWorkteam
 from llmops.constructs.log_retention import retention_days
 from llmops.constructs.pii_redaction import PiiRedaction
+from llmops.constructs.dead_letter_queue import DeadLetterQueue
 from llmops.constructs.platform_function import PlatformFunction
-from llmops.nag import acknowledge
 from llmops.stacks.foundation import FoundationStack, removal_policy
 
 RAW_PREFIX = "raw/"
@@ -48,18 +47,8 @@ class DataPrepStack(Stack):
             "KMS_KEY_ARN": key.key_arn,
         }
 
-        self.dead_letter_queue = sqs.Queue(
-            self,
-            "DeadLetterQueue",
-            encryption=sqs.QueueEncryption.KMS,
-            encryption_master_key=key,
-            enforce_ssl=True,
-            retention_period=Duration.days(14),
-        )
-        acknowledge(
-            self.dead_letter_queue,
-            "AwsSolutions-SQS3",
-            "This queue is the dead-letter queue of the data-prep rules, subscriptions and async functions.",
+        self.dead_letter_queue = DeadLetterQueue(
+            self, "DeadLetterQueue", key=key, purpose="the data-prep rules, subscriptions and async functions"
         )
 
         self.extraction = DocumentExtraction(

@@ -12,16 +12,16 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from aws_cdk import Duration, Stack, Token
+from aws_cdk import Stack, Token
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3_assets as s3_assets
 from aws_cdk import aws_sagemaker as sagemaker
-from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from llmops.config import EnvironmentConfig
+from llmops.constructs.dead_letter_queue import DeadLetterQueue
 from llmops.constructs.fine_tuning_pipeline import FineTuningPipeline, load_compiled_definitions
 from llmops.constructs.model_registry import ModelRegistry
 from llmops.nag import acknowledge
@@ -77,16 +77,9 @@ class FineTuningStack(Stack):
         key.grant(self.role, "kms:CreateGrant", "kms:DescribeKey", "kms:GenerateDataKeyWithoutPlaintext")
 
         # --- dead-letter queue for events that could not be delivered ---------------------------
-        self.dead_letter_queue = sqs.Queue(
-            self,
-            "DeadLetterQueue",
-            encryption=sqs.QueueEncryption.KMS,
-            encryption_master_key=key,
-            enforce_ssl=True,
-            retention_period=Duration.days(14),
+        self.dead_letter_queue = DeadLetterQueue(
+            self, "DeadLetterQueue", key=key, purpose="the fine-tuning trigger and approval rules"
         )
-        acknowledge(self.dead_letter_queue, "AwsSolutions-SQS3",
-                    "This queue is the dead-letter queue of the fine-tuning trigger and approval rules.")
 
         # --- optional MLflow tracking server ----------------------------------------------------
         self.mlflow = None

@@ -105,9 +105,9 @@ class PromptCatalogStack(Stack):
             description="Sync-at-deploy of prompts/*.yaml into the prompt catalog (idempotent)",
         )
         self.catalog.grant_write(self.sync_function.role)
-        from llmops.constructs.vector_store import schema_provider  # the platform's Provider wrapper
+        from llmops.constructs.custom_resource import custom_resource_provider
 
-        provider = schema_provider(self, "SyncProvider", on_event=self.sync_function, key=key, log_retention=log_retention)
+        provider = custom_resource_provider(self, "SyncProvider", on_event=self.sync_function, key=key, log_retention=log_retention)
         self.sync = CustomResource(
             self,
             "PromptSync",

@@ -27,6 +27,7 @@ from constructs import Construct
 
 from llmops.config import ConfigError, EnvironmentConfig
 from llmops.constructs.log_retention import retention_days
+from llmops.constructs.dead_letter_queue import DeadLetterQueue
 from llmops.constructs.platform_function import PlatformFunction
 from llmops.constructs.vector_store import VectorStore, vector_store_for
 from llmops.nag import acknowledge
@@ -143,12 +144,9 @@ class RagStack(Stack):
 
     def _ingestion(self, foundation: FoundationStack, common_env: dict[str, str], log_retention: logs.RetentionDays) -> None:
         cfg, key, data = self.env_config, foundation.key, foundation.data
-        self.dead_letter_queue = sqs.Queue(
-            self, "IngestDeadLetterQueue", encryption=sqs.QueueEncryption.KMS, encryption_master_key=key,
-            enforce_ssl=True, retention_period=Duration.days(14),
+        self.dead_letter_queue = DeadLetterQueue(
+            self, "IngestDeadLetterQueue", key=key, purpose="the RAG ingestion queue and its EventBridge rule"
         )
-        acknowledge(self.dead_letter_queue, "AwsSolutions-SQS3",
-                    "This queue is the dead-letter queue of the RAG ingestion queue and of its EventBridge rule.")
         ingest_timeout = Duration.minutes(5)
         self.queue = sqs.Queue(
             self, "IngestQueue", encryption=sqs.QueueEncryption.KMS, encryption_master_key=key, enforce_ssl=True,

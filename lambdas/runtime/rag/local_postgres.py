@@ -144,7 +144,7 @@ class LocalPostgres:
         port = self.running_port()
         if port is None:
             port = _free_port()
-            options = [f"-c listen_addresses=127.0.0.1", f"-p {port}", "-c unix_socket_directories=''"]
+            options = ["-c listen_addresses=127.0.0.1", f"-p {port}", "-c unix_socket_directories=''"]
             options += [f"-c {name}={value}" for name, value in (self.settings or {}).items()]
             self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-w", "-t", "60",
                       "-o", " ".join(options), "start", timeout=90)
