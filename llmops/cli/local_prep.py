@@ -88,7 +88,8 @@ def prepare_file(path: Path, key: str, *, mask: str, entity_types: tuple[str, ..
     enriched.pages = [Page(p["page"], p["text"]) for p in cleaned]
     return build_curated(
         document_id=document_id_for(key),
-        source={"bucket": "local", "key": key, "version_id": None},
+        # No bucket: the key is the file's own path, so citations point at the file on this machine.
+        source={"bucket": None, "key": str(path.resolve()), "version_id": None},
         enriched=enriched,
         extractor=extractor,
         custom_step="default-normalize",

@@ -75,7 +75,9 @@ def validate_curated(doc: Any) -> dict[str, Any]:
     need(isinstance(doc.get("document_id"), str) and bool(_ID.fullmatch(doc["document_id"])), "document_id", "must be an id string")
     src = doc.get("source")
     need(isinstance(src, dict), "source", "must be an object")
-    need(isinstance(src.get("bucket"), str) and isinstance(src.get("key"), str), "source", "needs bucket and key strings")
+    # bucket is null only for documents prepared locally (`llmops local prep`): key is then a file path.
+    need((src.get("bucket") is None or isinstance(src.get("bucket"), str)) and isinstance(src.get("key"), str),
+         "source", "needs a key string and a bucket string (or null for a local file)")
     need(src.get("version_id") is None or isinstance(src.get("version_id"), str), "source.version_id", "must be a string or null")
     pages = doc.get("pages")
     need(isinstance(pages, list), "pages", "must be a list")

@@ -26,8 +26,11 @@ def inputs(tmp_path: Path) -> Path:
     return src
 
 
-def _curated(out: Path) -> dict[str, dict]:
-    return {d["source"]["key"]: d for d in (json.loads(p.read_text(encoding="utf-8")) for p in out.glob("*.curated.json"))}
+def _curated(out: Path, root: Path) -> dict[str, dict]:
+    # Locally prepared documents cite the file itself: no bucket, the absolute path as key.
+    docs = [json.loads(p.read_text(encoding="utf-8")) for p in out.glob("*.curated.json")]
+    assert all(d["source"]["bucket"] is None for d in docs)
+    return {Path(d["source"]["key"]).relative_to(root.resolve()).as_posix(): d for d in docs}
 
 
 def test_prep_writes_redacted_curated_documents_and_quarantines_bad_files(inputs: Path, tmp_path: Path, capsys) -> None:
@@ -36,7 +39,7 @@ def test_prep_writes_redacted_curated_documents_and_quarantines_bad_files(inputs
     captured = capsys.readouterr()
     assert code == 1, "a quarantined file makes the exit code non-zero"
     assert "pypdf stands in for Amazon Textract" in captured.err
-    docs = _curated(out)
+    docs = _curated(out, inputs)
     assert set(docs) == {"notes.txt", "sub/report.pdf"}
     notes = validate_curated(docs["notes.txt"])
     text = notes["pages"][0]["text"]
@@ -61,7 +64,7 @@ def test_output_loads_with_the_rag_loader(inputs: Path, tmp_path: Path) -> None:
     (path,) = out.glob("*.curated.json")
     loaded = loaders.load_document(path.name, path.read_bytes())
     assert loaded.document_type == "curated" and "***" in loaded.pages[0].text
-    assert loaded.source.key == "notes.txt"
+    assert loaded.source.key == str((inputs / "notes.txt").resolve()) and loaded.source.bucket is None
 
 
 def test_missing_path_is_a_clear_error(tmp_path: Path, capsys) -> None:
@@ -74,7 +77,7 @@ def test_entity_type_selection_limits_redaction(tmp_path: Path) -> None:
     src.write_text(PII_TEXT, encoding="utf-8")
     out = tmp_path / "out"
     assert main(["local", "prep", str(src), "--out", str(out), "--entity-types", "EMAIL"]) == 0
-    (doc,) = _curated(out).values()
+    (doc,) = _curated(out, tmp_path).values()
     assert "Alan Turing" in doc["pages"][0]["text"] and "[EMAIL]" in doc["pages"][0]["text"]
 
 
@@ -90,6 +93,6 @@ def test_one_name_found_by_two_rules_counts_once(tmp_path: Path) -> None:
     src.write_text("Hello from Mr. John Smith.", encoding="utf-8")
     out = tmp_path / "o"
     assert main(["local", "prep", str(src), "--out", str(out)]) == 0
-    (doc,) = _curated(out).values()
+    (doc,) = _curated(out, tmp_path).values()
     assert doc["pages"][0]["text"] == "Hello from [NAME]."
     assert doc["lineage"]["redaction"]["entity_counts"] == {"NAME": 1}
