@@ -18,7 +18,6 @@ sends produces a 500.
 from __future__ import annotations
 
 import json
-import os
 from functools import lru_cache
 from typing import Any
 
@@ -43,15 +42,7 @@ warnings.filterwarnings("ignore", message="No application metrics to publish")
 
 @lru_cache(maxsize=1)
 def get_store() -> PromptCatalogStore:
-    import boto3
-
-    return PromptCatalogStore(
-        os.environ["PROMPT_TABLE_NAME"],
-        dynamodb=boto3.client("dynamodb"),
-        s3=boto3.client("s3"),
-        overflow_bucket=os.environ.get("PROMPT_OVERFLOW_BUCKET") or None,
-        overflow_prefix=os.environ.get("PROMPT_OVERFLOW_PREFIX", "prompts/"),
-    )
+    return PromptCatalogStore.from_env()
 
 
 class _Request(BaseModel):

@@ -28,15 +28,7 @@ DEFAULT_PROMPTS_DIR = Path(__file__).resolve().parents[2] / "prompts"
 
 
 def build_store() -> PromptCatalogStore:
-    import boto3
-
-    return PromptCatalogStore(
-        os.environ["PROMPT_TABLE_NAME"],
-        dynamodb=boto3.client("dynamodb"),
-        s3=boto3.client("s3"),
-        overflow_bucket=os.environ.get("PROMPT_OVERFLOW_BUCKET") or None,
-        overflow_prefix=os.environ.get("PROMPT_OVERFLOW_PREFIX", "prompts/"),
-    )
+    return PromptCatalogStore.from_env()
 
 
 def on_event(event: dict[str, Any], store: PromptCatalogStore, prompts_dir: Path) -> dict[str, Any]:

@@ -101,6 +101,22 @@ class PromptCatalogStore:
         self.overflow_prefix = overflow_prefix
         self.inline_limit = inline_limit
 
+    @classmethod
+    def from_env(cls, environ: Any = None) -> "PromptCatalogStore":
+        """The store a Lambda function is configured for (``PROMPT_TABLE_NAME``, overflow bucket)."""
+        import os
+
+        import boto3
+
+        env = os.environ if environ is None else environ
+        return cls(
+            env["PROMPT_TABLE_NAME"],
+            dynamodb=boto3.client("dynamodb"),
+            s3=boto3.client("s3"),
+            overflow_bucket=env.get("PROMPT_OVERFLOW_BUCKET") or None,
+            overflow_prefix=env.get("PROMPT_OVERFLOW_PREFIX", "prompts/"),
+        )
+
     # ---- versions -------------------------------------------------------------------------
 
     def latest_version_number(self, prompt_id: str) -> int:
