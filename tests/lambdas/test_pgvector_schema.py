@@ -109,7 +109,7 @@ def postgres():
         conninfo = server.start()
     except local_postgres.LocalPostgresError as exc:
         shutil.rmtree(home, ignore_errors=True)
-        pytest.skip(f"embedded PostgreSQL unavailable: {exc}")
+        pytest.fail(f"embedded PostgreSQL did not start: {exc}")
     params = dict(part.split("=", 1) for part in conninfo.split())
     proxy = TlsProxy(_self_signed(home), int(params["port"]))
     yield {**params, "port": str(proxy.port), "proxy": proxy, "plain_port": params["port"]}

