@@ -18,10 +18,12 @@ import struct
 import subprocess
 import tempfile
 import threading
-from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import pytest
+
+from tests.lambdas.context import LambdaContext as LambdaContextBase
 
 psycopg = pytest.importorskip("psycopg")
 local_postgres = pytest.importorskip("lambdas.runtime.rag.local_postgres")
@@ -29,16 +31,9 @@ local_postgres = pytest.importorskip("lambdas.runtime.rag.local_postgres")
 pytestmark = pytest.mark.postgres
 
 
-@dataclass
-class LambdaContext:
-    function_name: str = "pgvector-schema"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = "arn:aws:lambda:eu-west-1:123456789012:function:pgvector-schema"
-    aws_request_id: str = "req-1"
-    remaining_ms: int = 120_000
 
-    def get_remaining_time_in_millis(self) -> int:
-        return self.remaining_ms
+LambdaContext = partial(LambdaContextBase, function_name="pgvector-schema", remaining_ms=120_000)
+
 
 
 SSL_REQUEST = 80877103

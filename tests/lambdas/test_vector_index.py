@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from functools import partial
 
 import pytest
 
 from lambdas.runtime.rag.opensearch import concrete_index_name, index_body
 from lambdas.vector_index import handler as vector_index
 from tests.lambdas.aoss_capture import CaptureServer
+from tests.lambdas.context import LambdaContext as LambdaContextBase
 
+LambdaContext = partial(LambdaContextBase, function_name="vector-index", remaining_ms=600_000)
 
-@dataclass
-class LambdaContext:
-    function_name: str = "vector-index"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = "arn:aws:lambda:eu-west-1:123456789012:function:vector-index"
-    aws_request_id: str = "req-1"
-    remaining_ms: int = 600_000
-
-    def get_remaining_time_in_millis(self) -> int:
-        return self.remaining_ms
 
 
 @pytest.fixture()

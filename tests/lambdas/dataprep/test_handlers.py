@@ -4,21 +4,17 @@ from __future__ import annotations
 
 import importlib
 import json
-from dataclasses import dataclass
+from functools import partial
 
 import pytest
 
 from lambdas.runtime.dataprep import workflow
 from lambdas.runtime.dataprep.aws import client
+from tests.lambdas.context import LambdaContext as LambdaContextBase
 from tests.lambdas.dataprep.helpers import ARTIFACTS, DATA, received_events, s3_event
 
+Context = partial(LambdaContextBase, function_name="dataprep", remaining_ms=60_000)
 
-@dataclass
-class Context:
-    function_name: str = "dataprep"
-    memory_limit_in_mb: int = 512
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:dataprep"
-    aws_request_id: str = "5b441b59-a550-11c8-6564-f1c833cf438c"
 
 
 @pytest.fixture

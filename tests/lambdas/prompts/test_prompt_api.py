@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from tests.lambdas.context import LambdaContext as LambdaContextBase
 
 from .conftest import TEXT_CONTENT
 
@@ -16,12 +18,9 @@ from .conftest import TEXT_CONTENT
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
 
 
-@dataclass
-class LambdaContext:
-    function_name: str = "prompt-api"
-    memory_limit_in_mb: int = 512
-    invoked_function_arn: str = "arn:aws:lambda:eu-west-1:123456789012:function:prompt-api"
-    aws_request_id: str = "req-1"
+
+LambdaContext = partial(LambdaContextBase, function_name="prompt-api", remaining_ms=60_000)
+
 
 
 def event(method: str, path: str, body: Any = None, query: dict | None = None, raw_body: str | None = None) -> dict:

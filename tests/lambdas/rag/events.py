@@ -4,18 +4,12 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass
+from functools import partial
 
+from tests.lambdas.context import LambdaContext as LambdaContextBase
 
-@dataclass
-class LambdaContext:
-    function_name: str = "rag-function"
-    memory_limit_in_mb: int = 1024
-    invoked_function_arn: str = "arn:aws:lambda:eu-west-1:123456789012:function:rag-function"
-    aws_request_id: str = "req-1"
+LambdaContext = partial(LambdaContextBase, function_name="rag-function", remaining_ms=60_000)
 
-    def get_remaining_time_in_millis(self) -> int:
-        return 60_000
 
 
 def s3_event(detail_type: str, bucket: str, key: str, *, version_id: str | None = None, size: int | None = None) -> dict:
