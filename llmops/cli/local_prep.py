@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
+
+from llmops.cli.local_files import document_files, state_home
 
 SUPPORTED = (".txt", ".md", ".markdown", ".pdf")
 NOTICE = (
@@ -26,12 +27,7 @@ NOTICE = (
 
 
 def default_out() -> Path:
-    if os.environ.get("LLMOPS_HOME"):
-        return Path(os.environ["LLMOPS_HOME"]).expanduser().resolve() / "curated"
-    repo = Path(__file__).resolve().parents[2]
-    if (repo / "pyproject.toml").is_file() and (repo / "lambdas").is_dir():
-        return repo / ".llmops" / "curated"
-    return Path.home() / ".llmops" / "curated"
+    return state_home() / "curated"
 
 
 def register(registry: dict) -> None:
@@ -48,14 +44,6 @@ def register(registry: dict) -> None:
     prep.set_defaults(func=run)
 
 
-def _files(root: Path) -> list[Path]:
-    if root.is_file():
-        return [root]
-    found = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        found.extend(Path(dirpath) / f for f in sorted(filenames) if not f.startswith("."))
-    return found
 
 
 def prepare_file(path: Path, key: str, *, mask: str, entity_types: tuple[str, ...]) -> dict:
@@ -120,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
     print(NOTICE, file=sys.stderr)
     base = root.parent if root.is_file() else root
     ok = failed = 0
-    for path in _files(root):
+    for path in document_files(root):
         key = path.relative_to(base).as_posix()
         try:
             doc = prepare_file(path, key, mask=args.mask, entity_types=entity_types)

@@ -15,16 +15,11 @@ import sys
 import time
 from pathlib import Path
 
+from llmops.cli.local_files import document_files, state_home
+
 TABLE = "rag_chunks"
 
 
-def state_home() -> Path:
-    if os.environ.get("LLMOPS_HOME"):
-        return Path(os.environ["LLMOPS_HOME"]).expanduser().resolve()
-    repo = Path(__file__).resolve().parents[2]
-    if (repo / "pyproject.toml").is_file() and (repo / "lambdas").is_dir():
-        return repo / ".llmops"
-    return Path.home() / ".llmops"
 
 
 def register(registry: dict) -> None:
@@ -68,14 +63,6 @@ class LocalRag:
         self.postgres.stop()
 
 
-def _files(root: Path) -> list[Path]:
-    if root.is_file():
-        return [root]
-    found = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        found += [Path(dirpath) / name for name in sorted(filenames) if not name.startswith(".")]
-    return found
 
 
 def document_id_for(path: Path) -> str:
@@ -96,7 +83,7 @@ def run_ingest(args: argparse.Namespace) -> int:
         {**os.environ, **{k: str(v) for k, v in (("CHUNK_SIZE", args.chunk_size), ("CHUNK_OVERLAP", args.chunk_overlap)) if v}}
     )
     started = time.perf_counter()
-    files = _files(root)
+    files = document_files(root)
     counts = {"indexed": 0, "unchanged": 0, "removed": 0}
     chunks_written = 0
     skipped: list[tuple[str, str]] = []

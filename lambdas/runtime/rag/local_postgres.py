@@ -78,21 +78,6 @@ def _traversable_copy(install: Path) -> Path:
     except OSError:  # another process won the race: use its copy
         shutil.rmtree(partial, ignore_errors=True)
     return copied_install
-    partial = target.with_name(f"{target.name}.{os.getpid()}.tmp")
-    shutil.rmtree(partial, ignore_errors=True)
-    shutil.copytree(install, partial, symlinks=True)
-    for folder, dirs, files in os.walk(partial):
-        os.chmod(folder, 0o755)
-        for name in files:
-            path = Path(folder) / name
-            if not path.is_symlink():
-                path.chmod(path.stat().st_mode | 0o444 | (0o111 if path.stat().st_mode & 0o100 else 0))
-    (partial / ".complete").touch()
-    try:
-        partial.rename(target)
-    except OSError:  # another process won the race: use its copy
-        shutil.rmtree(partial, ignore_errors=True)
-    return target
 
 
 def _free_port() -> int:
