@@ -16,6 +16,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+# Owned by the fine-tuning profiles (stdlib only): config validates against the same tuples.
+from pipelines.profiles import FINE_TUNING_GPU_FAMILIES, FINE_TUNING_TRAINIUM_FAMILIES
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_PATH = REPO_ROOT / "config" / "environments.yaml"
 
@@ -197,8 +200,6 @@ class InstancesConfig(_Model):
         return _check_instance(value, INFERENCE_FAMILIES)
 
 
-FINE_TUNING_GPU_FAMILIES = ("g5", "g6", "g6e", "p4d", "p4de", "p5")
-FINE_TUNING_TRAINIUM_FAMILIES = ("trn1", "trn1n")
 
 
 class LoraSettings(_Model):

@@ -14,7 +14,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import BadRequestError
 from aws_lambda_powertools.metrics import MetricUnit
 
-from lambdas.runtime.prompts.errors import PromptCatalogError
+from lambdas.runtime.prompt_catalog.errors import PromptCatalogError
 from lambdas.runtime.rag.embedders import embedder_from_env
 from lambdas.runtime.rag.llm import language_model_from_env
 from lambdas.runtime.rag.prompting import DEFAULT_PROMPT_ID, prompt_source_from_env

@@ -14,6 +14,7 @@ import sys
 # Groups: "local" (runs RAG and data prep on this machine), "prompts" (prompt catalog authoring).
 COMMAND_MODULES = (
     "llmops.cli.platform",
+    "llmops.cli.pipelines",
 )
 OPTIONAL_COMMAND_MODULES = (
     "llmops.cli.local_rag",

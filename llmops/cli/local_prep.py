@@ -2,7 +2,7 @@
 
 Text (.txt, .md) and PDF files are read locally: pypdf stands in for Textract (plain text in
 content order; no tables, layout or form fields, no OCR of scanned pages). PII is found by the
-local regex + name-list detector (``lambdas.runtime.dataprep.local_pii``; its limits are in its
+local regex + name-list detector (``lambdas.runtime.data_prep.local_pii``; its limits are in its
 docstring) and masked by the same span-merging redaction the Lambdas use, then the default
 custom step runs and a curated document is written per file, in the format ``llmops local
 ingest`` reads. A file that cannot be prepared gets ``quarantine/<name>.reason.json`` in the
@@ -48,13 +48,13 @@ def register(registry: dict) -> None:
 
 def prepare_file(path: Path, key: str, *, mask: str, entity_types: tuple[str, ...]) -> dict:
     """One file -> a curated document dict (raises a ``DataPrepError`` for bad input)."""
-    from lambdas.runtime.dataprep.curated import build_curated
-    from lambdas.runtime.dataprep.documents import document_id_for, pdf_pages, text_pages
-    from lambdas.runtime.dataprep.enrich import enrich_pages
-    from lambdas.runtime.dataprep.errors import CorruptDocument, UnsupportedDocument
-    from lambdas.runtime.dataprep.local_pii import LocalPiiDetector
-    from lambdas.runtime.dataprep.textract import Page
-    from lambdas.runtime.dataprep.workflow import default_custom_step
+    from lambdas.runtime.data_prep.curated import build_curated
+    from lambdas.runtime.data_prep.documents import document_id_for, pdf_pages, text_pages
+    from lambdas.runtime.data_prep.enrich import enrich_pages
+    from lambdas.runtime.data_prep.errors import CorruptDocument, UnsupportedDocument
+    from lambdas.runtime.data_prep.local_pii import LocalPiiDetector
+    from lambdas.runtime.data_prep.textract import Page
+    from lambdas.runtime.data_prep.workflow import default_custom_step
 
     suffix = path.suffix.lower()
     data = path.read_bytes()
@@ -85,8 +85,8 @@ def prepare_file(path: Path, key: str, *, mask: str, entity_types: tuple[str, ..
 
 
 def run(args: argparse.Namespace) -> int:
-    from lambdas.runtime.dataprep.curated import SUFFIX
-    from lambdas.runtime.dataprep.errors import DataPrepError
+    from lambdas.runtime.data_prep.curated import SUFFIX
+    from lambdas.runtime.data_prep.errors import DataPrepError
 
     root = Path(args.path).expanduser()
     if not root.exists():
@@ -96,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
         print("error: --mask must not be empty", file=sys.stderr)
         return 2
     entity_types = tuple(t.strip().upper() for t in args.entity_types.split(",") if t.strip()) or ("ALL",)
-    from lambdas.runtime.dataprep.local_pii import LocalPiiDetector
+    from lambdas.runtime.data_prep.local_pii import LocalPiiDetector
 
     try:
         LocalPiiDetector(entity_types)

@@ -18,13 +18,8 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from llmops.config import EnvironmentConfig
-from llmops.constructs.data_prep_workflow import DataPrepWorkflow
-from llmops.constructs.document_extraction import DocumentExtraction
-from llmops.constructs.labeling_workteam import LabelingJobs, LabelingWorkteam
-from llmops.constructs.log_retention import retention_days
-from llmops.constructs.pii_redaction import PiiRedaction
-from llmops.constructs.dead_letter_queue import DeadLetterQueue
-from llmops.constructs.platform_function import PlatformFunction
+from llmops.constructs.data_prep import DataPrepWorkflow, DocumentExtraction, LabelingJobs, LabelingWorkteam, PiiRedaction
+from llmops.constructs.core import DeadLetterQueue, PlatformFunction, retention_days
 from llmops.stacks.foundation import FoundationStack, removal_policy
 
 RAW_PREFIX = "raw/"
@@ -85,27 +80,27 @@ class DataPrepStack(Stack):
 
         def step(id: str, entry: str, description: str, **kw) -> PlatformFunction:
             return PlatformFunction(
-                self, id, entry=entry, runtime_packages=["dataprep"], key=key, network=network,
+                self, id, entry=entry, runtime_packages=["data_prep"], key=key, network=network,
                 environment=common_env, description=description, log_retention=log_retention, **kw,
             )
 
-        self.validate_function = step("ValidateFunction", "dataprep_validate", "Data prep: classify an upload or reject it")
+        self.validate_function = step("ValidateFunction", "data_prep_validate", "Data prep: classify an upload or reject it")
         data.grant_read(self.validate_function.role, RAW_PREFIX)
         self.custom_function = step(
-            "CustomStepFunction", "dataprep_custom", "Data prep: extension point for custom cleaning (default: normalise whitespace)",
+            "CustomStepFunction", "data_prep_custom", "Data prep: extension point for custom cleaning (default: normalise whitespace)",
             timeout=Duration.minutes(2),
         )
         artifacts.grant_read(self.custom_function.role, WORK_PREFIX)
         artifacts.grant_write(self.custom_function.role, WORK_PREFIX)
         self.publish_function = step(
-            "PublishFunction", "dataprep_publish", "Data prep: write curated documents and dataset versions",
+            "PublishFunction", "data_prep_publish", "Data prep: write curated documents and dataset versions",
             timeout=Duration.minutes(2), memory_size=1024,
         )
         artifacts.grant_read(self.publish_function.role, WORK_PREFIX)
         data.grant_write(self.publish_function.role, CURATED_PREFIX)
         data.grant_read(self.publish_function.role, DATASETS_PREFIX)  # lists versions to take the next N
         data.grant_write(self.publish_function.role, DATASETS_PREFIX)
-        self.quarantine_function = step("QuarantineFunction", "dataprep_quarantine", "Data prep: quarantine bad input with its reason")
+        self.quarantine_function = step("QuarantineFunction", "data_prep_quarantine", "Data prep: quarantine bad input with its reason")
         self.quarantine_function.add_environment("EVENT_BUS_NAME", "default")
         data.grant_read(self.quarantine_function.role, RAW_PREFIX)
         data.grant_write(self.quarantine_function.role, QUARANTINE_PREFIX)

@@ -21,9 +21,8 @@ from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
 from llmops.config import EnvironmentConfig
-from llmops.constructs.dead_letter_queue import DeadLetterQueue
-from llmops.constructs.fine_tuning_pipeline import FineTuningPipeline, load_compiled_definitions
-from llmops.constructs.model_registry import ModelRegistry
+from llmops.constructs.core import DeadLetterQueue
+from llmops.constructs.fine_tuning import FineTuningPipeline, ModelRegistry, load_compiled_definitions
 from llmops.nag import acknowledge
 from llmops.stacks.foundation import FoundationStack
 from pipelines import profiles

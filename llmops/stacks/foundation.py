@@ -6,9 +6,7 @@ from aws_cdk import Aws, CfnOutput, Fn, RemovalPolicy, Stack
 from constructs import Construct
 
 from llmops.config import EnvironmentConfig
-from llmops.constructs.network import PlatformNetwork
-from llmops.constructs.platform_key import PlatformKey
-from llmops.constructs.secure_bucket import AccessLogBucket, SecureBucket
+from llmops.constructs.core import AccessLogBucket, PlatformKey, PlatformNetwork, SecureBucket
 
 REMOVAL_POLICIES = {
     "destroy": RemovalPolicy.DESTROY,

@@ -1,6 +1,6 @@
 """RagStack: retrieval-augmented generation over the environment's documents.
 
-- Vector store: the backend ``vector_store.backend`` selects (``llmops.constructs.vector_store``).
+- Vector store: the backend ``vector_store.backend`` selects (``llmops.constructs.rag.vector_store``).
 - Ingestion: EventBridge rules on the foundation data bucket (``uploads/`` and ``curated/``,
   created and deleted) -> SQS (CMK, DLQ after 3 receives) -> ``rag_ingest`` with partial-batch
   failure reporting. Kendra fills itself from its S3 data source, so it has no ingestion queue.
@@ -26,10 +26,8 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from llmops.config import ConfigError, EnvironmentConfig
-from llmops.constructs.log_retention import retention_days
-from llmops.constructs.dead_letter_queue import DeadLetterQueue
-from llmops.constructs.platform_function import PlatformFunction
-from llmops.constructs.vector_store import VectorStore, vector_store_for
+from llmops.constructs.core import DeadLetterQueue, PlatformFunction, retention_days
+from llmops.constructs.rag import VectorStore, vector_store_for
 from llmops.nag import acknowledge
 from llmops.stacks.foundation import FoundationStack, removal_policy
 
@@ -129,7 +127,7 @@ class RagStack(Stack):
         if prompt_catalog is not None:  # else the default template in code (prompt "rag-answer", version 0)
             query_env["PROMPT_TABLE_NAME"] = prompt_catalog.table_name
         self.query_function = PlatformFunction(
-            self, "QueryFunction", entry="rag_query", runtime_packages=["rag", "prompts"], key=key, network=network,
+            self, "QueryFunction", entry="rag_query", runtime_packages=["rag", "prompt_catalog"], key=key, network=network,
             description="RAG query: embed, retrieve, prompt, generate, cite", environment=query_env,
             memory_size=1024, timeout=Duration.seconds(29), log_retention=log_retention,
         )

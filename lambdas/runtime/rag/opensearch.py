@@ -13,7 +13,7 @@ Three facts of OpenSearch Serverless shape this module:
   document and folds equal ``chunk_id``s, and the next upsert of the document removes them.
 - Writers and readers address an alias (``AOSS_INDEX``); the concrete index is named after a
   fingerprint of its mapping, so a mapping change creates a new index and moves the alias
-  (``ensure_index``, used by ``ensure_schema`` and by the ``vector_index`` custom resource).
+  (``ensure_index``, used by ``ensure_schema`` and by the ``rag_vector_index`` custom resource).
 
 Requests are signed with SigV4 for the ``aoss`` service (``RequestsAWSV4SignerAuth``, the
 non-deprecated name of ``AWSV4SignerAuth``).

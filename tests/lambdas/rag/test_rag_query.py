@@ -236,7 +236,7 @@ def test_kendra_retriever_is_queried_with_the_question_not_a_vector(env):
 
 
 def test_a_missing_catalog_prompt_is_a_500_that_says_so(env, indexed, embedder):
-    from lambdas.runtime.prompts.errors import AliasNotFound
+    from lambdas.runtime.prompt_catalog.errors import AliasNotFound
 
     class MissingAlias:
         def render(self, prompt_id, variables, alias="prod"):

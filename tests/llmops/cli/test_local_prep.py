@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from lambdas.runtime.dataprep.curated import validate_curated
+from lambdas.runtime.data_prep.curated import validate_curated
 from llmops.cli import main
-from tests.lambdas.dataprep.helpers import make_pdf
+from tests.lambdas.data_prep.helpers import make_pdf
 
 PII_TEXT = "Meeting notes\n\nDr. Alan Turing (alan.turing@example.org, +44 20 7946 0958) approved it.\nCard 4111 1111 1111 1111 on file."
 

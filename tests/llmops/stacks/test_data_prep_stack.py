@@ -209,9 +209,9 @@ def test_config_drives_features_redaction_classifier_and_workteam(dev, variant) 
                 return fn["Properties"]["Environment"]["Variables"]
         raise AssertionError(entry)
 
-    assert env_of(dev, "dataprep_extract_start")["TEXTRACT_FEATURES"] == "LAYOUT,TABLES"
-    assert env_of(variant, "dataprep_extract_start")["TEXTRACT_FEATURES"] == ""
-    enrich = env_of(variant, "dataprep_enrich")
+    assert env_of(dev, "data_prep_extract_start")["TEXTRACT_FEATURES"] == "LAYOUT,TABLES"
+    assert env_of(variant, "data_prep_extract_start")["TEXTRACT_FEATURES"] == ""
+    enrich = env_of(variant, "data_prep_enrich")
     assert (enrich["PII_ENTITY_TYPES"], enrich["PII_MASK"], enrich["CLASSIFIER_ENDPOINT_ARN"]) == ("NAME,EMAIL", "***", CLASSIFIER)
     assert _definition(variant)["States"]["Extract"]["TimeoutSeconds"] == 30 * 60
     classify = [s for _, s in _statements(variant) if "comprehend:ClassifyDocument" in _actions(s)]

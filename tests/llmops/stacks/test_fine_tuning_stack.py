@@ -77,7 +77,7 @@ def test_approval_rule_records_the_package_arn_in_a_deterministic_parameter(dev)
         "Targets": [Match.object_like({"DeadLetterConfig": Match.any_value(), "RetryPolicy": Match.any_value()})],
     })
     dev.has_resource_properties("AWS::Lambda::Function", {
-        "Handler": "lambdas.finetune_record_approval.handler.handler",
+        "Handler": "lambdas.fine_tuning_record_approval.handler.handler",
         "Environment": {"Variables": Match.object_like({
             "APPROVAL_PARAMETERS": json.dumps({"llmops-dev-assistant": "/llmops-dev/fine-tuning/assistant/approved-model-package-arn"}),
         })},
@@ -133,7 +133,7 @@ def test_a_stale_compiled_definition_fails_synth_naming_the_field():
 
 def test_mlflow_and_a_second_use_case_with_freshly_built_definitions(tmp_path, monkeypatch):
     pytest.importorskip("sagemaker.core.workflow.parameters")
-    from llmops.constructs import fine_tuning_pipeline
+    from llmops.constructs.fine_tuning import pipeline as fine_tuning_pipeline
     from llmops.stage import LlmOpsStage
     from pipelines.build import build_definitions, render
 

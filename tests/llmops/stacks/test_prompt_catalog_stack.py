@@ -107,7 +107,7 @@ def test_lambda_roles_get_catalog_access_without_deletes_or_wildcard_actions(dev
 
 
 def test_functions_carry_the_catalog_environment(dev_template):
-    for entry in ("prompt_api", "prompt_sync"):
+    for entry in ("prompt_catalog_api", "prompt_catalog_sync"):
         dev_template.has_resource_properties(
             "AWS::Lambda::Function",
             {

@@ -1,0 +1,27 @@
+"""Ground Truth post-annotation (consolidation) Lambda of the custom question-answer task.
+
+Ground Truth passes ``payload.s3Uri``: a JSON list of data objects with every worker's
+annotation; the answer is one consolidated annotation per object.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+from lambdas.runtime.data_prep.aws import client
+from lambdas.runtime.data_prep.ground_truth import consolidate_qa
+
+logger = Logger()
+
+
+@logger.inject_lambda_context
+def handler(event: dict[str, Any], context: Any) -> list[dict[str, Any]]:
+    uri = event["payload"]["s3Uri"]
+    bucket, _, key = uri[len("s3://") :].partition("/")
+    objects = json.loads(client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
+    result = consolidate_qa(event["labelAttributeName"], objects)
+    logger.info("consolidated", extra={"objects": len(result)})
+    return result
