@@ -67,6 +67,13 @@ class NetworkConfig(_Model):
     existing_vpc_id: str | None = None
     flow_log_retention_days: int = Field(90, ge=1)
     interface_endpoints: tuple[str, ...] = ()
+    # Interface endpoints in the first N AZs only (None: every AZ). Each endpoint costs per AZ-hour;
+    # one AZ trades endpoint availability for cost (dev).
+    interface_endpoint_azs: int | None = Field(None, ge=1, le=6)
+    # "all": every function runs in the isolated subnets. "when-needed": only functions that reach a
+    # VPC resource (the Aurora cluster) do; the rest call AWS APIs over Lambda's own network, so the
+    # environment needs no interface endpoints for them (dev: trades network isolation for cost).
+    functions_in_vpc: Literal["all", "when-needed"] = "all"
 
     @field_validator("cidr")
     @classmethod
@@ -95,6 +102,14 @@ class NetworkConfig(_Model):
         if unknown:
             raise ValueError(f"unknown endpoint(s) {unknown}; allowed: {sorted(INTERFACE_ENDPOINTS)}")
         return tuple(dict.fromkeys(value))
+
+    @model_validator(mode="after")
+    def _endpoint_azs(self) -> "NetworkConfig":
+        if self.interface_endpoint_azs is not None and self.interface_endpoint_azs > self.max_azs:
+            raise ValueError(
+                f"interface_endpoint_azs ({self.interface_endpoint_azs}) must not exceed max_azs ({self.max_azs})"
+            )
+        return self
 
 
 class CapabilitiesConfig(_Model):
@@ -310,6 +325,44 @@ class FineTuningConfig(_Model):
         return self
 
 
+# Choices that cost a lot per day and are refused unless ``cost.allow`` names them.
+EXPENSIVE_FAMILIES = ("p4d", "p4de", "p5", "p5e", "p5en")
+EXPENSIVE_TYPES = ("ml.trn1.32xlarge", "ml.trn1n.32xlarge")
+COST_ALLOWANCES = EXPENSIVE_FAMILIES + EXPENSIVE_TYPES + ("kendra", "high-instance-count")
+
+
+class CostConfig(_Model):
+    """Budgets and caps: what the environment may cost (estimates come from ``llmops.cost``)."""
+
+    monthly_budget: float | None = Field(None, gt=0)  # USD; an AWS Budgets budget with alerts at 80% and 100%
+    budget_emails: tuple[str, ...] = ()  # budget alert recipients (besides the alert topic, when there is one)
+    max_idle_per_day: float | None = Field(None, gt=0)  # USD; synth fails when the idle estimate exceeds it
+    max_instance_count: int = Field(4, ge=1, le=64)  # more instances of one kind needs "high-instance-count"
+    allow: tuple[str, ...] = ()
+
+    @field_validator("allow")
+    @classmethod
+    def _allow(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = sorted(set(value) - set(COST_ALLOWANCES))
+        if unknown:
+            raise ValueError(f"unknown allowance(s) {unknown}; allowed: {', '.join(COST_ALLOWANCES)}")
+        return tuple(dict.fromkeys(value))
+
+    @field_validator("budget_emails")
+    @classmethod
+    def _emails(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for email in value:
+            if not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", email):
+                raise ValueError(f"not an e-mail address: {email!r}")
+        return tuple(dict.fromkeys(value))
+
+    @model_validator(mode="after")
+    def _recipients(self) -> "CostConfig":
+        if self.monthly_budget and not self.budget_emails:
+            raise ValueError("budget_emails: a monthly_budget needs at least one e-mail recipient for its alerts")
+        return self
+
+
 class NagPacksConfig(_Model):
     hipaa: bool = False
     nist_800_53_r5: bool = False
@@ -388,6 +441,7 @@ class EnvironmentConfig(_Model):
     instances: InstancesConfig = InstancesConfig()
     nag_packs: NagPacksConfig = NagPacksConfig()
     fine_tuning: FineTuningConfig = FineTuningConfig()
+    cost: CostConfig = CostConfig()
     log_retention_days: Literal[1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653] = 90
 
     @field_validator("account")

@@ -120,5 +120,28 @@ def main(cdk_out: str = "cdk.out", *, lint: bool = True) -> int:
     )
     for line in violations + errors + warnings:
         print("  " + line)
-    return 1 if violations or errors else 0
+    over_budget = cost_summary(out, stages)
+    return 1 if violations or errors or over_budget else 0
+
+
+def cost_summary(out: Path, stages: list[str]) -> list[str]:
+    """Print each environment's idle cost per day (templates counted); the ones over their cap."""
+    from llmops.config import load_config
+    from llmops.cost import IDLE, estimate
+
+    config = load_config()
+    over = []
+    print("\nidle cost per day (`llmops cost ENV` itemises it):")
+    for name in stages:
+        if name not in config.environments:
+            continue
+        env = config.get(name)
+        idle = estimate(env, cdk_out=out).total(IDLE)
+        cap = env.cost.max_idle_per_day
+        flag = ""
+        if cap is not None and idle > cap:
+            over.append(name)
+            flag = f"  OVER cost.max_idle_per_day ${cap:,.2f}"
+        print(f"  {name:<12} ${idle:>9,.2f}" + (f"   (cap ${cap:,.2f})" if cap is not None and not flag else "") + flag)
+    return over
 

@@ -6,6 +6,7 @@ from aws_cdk import Environment, Stack, Stage, Tags
 from constructs import Construct
 
 from llmops.config import EnvironmentConfig
+from llmops.cost.policy import check_cost_policy
 from llmops.nag import add_rule_packs
 from llmops.stacks.foundation import FoundationStack
 
@@ -26,6 +27,7 @@ class LlmOpsStage(Stage):
         )
         cfg = env_config
         self.env_config = cfg
+        check_cost_policy(cfg)  # caps and cost.max_idle_per_day, before any construct is built
         self.foundation = FoundationStack(
             self,
             "Foundation",

@@ -15,6 +15,7 @@ import sys
 COMMAND_MODULES = (
     "llmops.cli.platform",
     "llmops.cli.pipelines",
+    "llmops.cli.cost",
 )
 OPTIONAL_COMMAND_MODULES = (
     "llmops.cli.local_rag",

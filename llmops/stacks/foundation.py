@@ -7,6 +7,7 @@ from constructs import Construct
 
 from llmops.config import EnvironmentConfig
 from llmops.constructs.core import AccessLogBucket, PlatformKey, PlatformNetwork, SecureBucket
+from llmops.constructs.cost import EnvironmentBudget
 
 REMOVAL_POLICIES = {
     "destroy": RemovalPolicy.DESTROY,
@@ -61,6 +62,12 @@ class FoundationStack(Stack):
             event_bridge_enabled=True,
         )
         self.network = PlatformNetwork(self, "Network", config=env_config.network, key=self.key, removal_policy=policy)
+        self.budget: EnvironmentBudget | None = None
+        if env_config.cost.monthly_budget:
+            self.budget = EnvironmentBudget(
+                self, "Budget", budget_name=f"{prefix}-monthly", environment=env_config.name,
+                monthly_amount=env_config.cost.monthly_budget, emails=env_config.cost.budget_emails,
+            )
 
         CfnOutput(self, "PlatformKeyArn", value=self.key.key_arn)
         CfnOutput(self, "ArtifactsBucketName", value=self.artifacts.bucket.bucket_name)

@@ -54,7 +54,9 @@ def check_rag_config(cfg: EnvironmentConfig) -> None:
                 f"{where}.vector_store.dimension: {rag.embedding_model_id} returns {'/'.join(map(str, allowed))} "
                 f"dimensions, got {cfg.vector_store.dimension}; allowed: {', '.join(map(str, allowed))}"
             )
-    needed = {"sqs", "kms"}
+    # sqs: ingest sends failed documents to its DLQ. No kms: S3, SQS and Secrets Manager call KMS
+    # for SSE themselves; the functions never call it.
+    needed = {"sqs"}
     for provider in {rag.embedding_provider, rag.llm_provider}:
         needed.add("bedrock_runtime" if provider == "bedrock" else "sagemaker_runtime")
     if cfg.vector_store.backend == "aurora-pgvector":
@@ -86,6 +88,8 @@ class RagStack(Stack):
         log_retention = retention_days(cfg.log_retention_days)
         prefix = cfg.name_prefix
 
+        # The store's functions reach the collection (VPC endpoint) or cluster from the isolated subnets.
+        self.needs_vpc = cfg.vector_store.backend != "kendra"
         self.store: VectorStore = vector_store_for(
             self, "VectorStore", env_config=cfg, key=key, network=network,
             removal_policy=removal_policy(cfg, supports_snapshot=cfg.vector_store.backend == "aurora-pgvector"),
@@ -128,6 +132,7 @@ class RagStack(Stack):
             query_env["PROMPT_TABLE_NAME"] = prompt_catalog.table_name
         self.query_function = PlatformFunction(
             self, "QueryFunction", entry="rag_query", runtime_packages=["rag", "prompt_catalog"], key=key, network=network,
+            needs_vpc=self.needs_vpc,
             description="RAG query: embed, retrieve, prompt, generate, cite", environment=query_env,
             memory_size=1024, timeout=Duration.seconds(29), log_retention=log_retention,
         )
@@ -169,6 +174,7 @@ class RagStack(Stack):
         rag = cfg.rag
         self.ingest_function = PlatformFunction(
             self, "IngestFunction", entry="rag_ingest", runtime_packages=["rag"], key=key, network=foundation.network,
+            needs_vpc=self.needs_vpc,
             description="RAG ingestion: load, chunk, embed and upsert documents from S3 events",
             environment={
                 **common_env,

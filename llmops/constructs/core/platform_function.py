@@ -63,8 +63,13 @@ class PlatformFunction(Construct):
         extra_files: Sequence[str] = (),
         dead_letter_queue: sqs.IQueue | None = None,
         bundle: LambdaBundle | None = None,
+        needs_vpc: bool = False,
     ) -> None:
         super().__init__(scope, id)
+        # needs_vpc: the function reaches a VPC resource (a database); otherwise the network's
+        # functions_in_vpc setting decides whether it runs in the isolated subnets.
+        network = network.for_function(needs_vpc) if network is not None else None
+        self.network = network
         if not 128 <= memory_size <= 10240:
             raise ValueError(f"memory_size: must be 128-10240 MB, got {memory_size}")
         if key is None:

@@ -137,7 +137,7 @@ def test_mlflow_and_a_second_use_case_with_freshly_built_definitions(tmp_path, m
     from llmops.stage import LlmOpsStage
     from pipelines.build import build_definitions, render
 
-    overrides = {**ONLY_FINE_TUNING, "fine_tuning": {
+    overrides = {**ONLY_FINE_TUNING, "cost": {"max_idle_per_day": None}, "fine_tuning": {
         "mlflow": {"enabled": True},
         "use_cases": {"assistant": {"dataset": "assistant"}, "triage": {"dataset": "tickets", "base_model": "Qwen/Qwen2.5-0.5B"}},
     }}

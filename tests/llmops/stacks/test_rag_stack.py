@@ -163,7 +163,7 @@ def test_bedrock_models_are_granted_by_model_arn():
 
 
 def test_kendra_backend_has_no_ingestion_queue():
-    template = template_of(stage("staging", vector_store={"backend": "kendra"}).rag)
+    template = template_of(stage("staging", vector_store={"backend": "kendra"}, cost={"allow": ["kendra"]}).rag)
     template.resource_count_is("AWS::Kendra::Index", 1)
     template.resource_count_is("AWS::SQS::Queue", 0)
     query = functions(template)["lambdas.rag_query.handler.handler"]["Properties"]["Environment"]["Variables"]
