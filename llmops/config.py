@@ -483,9 +483,61 @@ class EnvironmentConfig(_Model):
         return self.name == "prod"
 
 
+# Account ids that only ever appear in examples; a pipeline that deploys to one is not deployable.
+EXAMPLE_ACCOUNTS = frozenset({"000000000000", "111111111111", "222222222222", "333333333333", "123456789012"})
+
+
+class DeliverySourceConfig(_Model):
+    """Where the pipeline reads the repository: a CodeConnections connection, or S3 (air-gapped)."""
+
+    kind: Literal["codeconnections", "s3"] = "codeconnections"
+    connection_arn: str | None = None
+    repository: str | None = None  # owner/name
+    branch: str = Field("main", min_length=1, max_length=255)
+    bucket: str | None = None
+    key: str | None = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> "DeliverySourceConfig":
+        if self.kind == "codeconnections":
+            pattern = r"arn:aws[a-z-]*:(codeconnections|codestar-connections):[a-z0-9-]+:\d{12}:connection/[0-9a-f-]{36}"
+            if not self.connection_arn or not re.fullmatch(pattern, self.connection_arn):
+                raise ValueError(f"connection_arn: a CodeConnections connection ARN is required, got {self.connection_arn!r}")
+            if not self.repository or not re.fullmatch(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+", self.repository):
+                raise ValueError(f"repository: must be owner/name, got {self.repository!r}")
+        elif not (self.bucket and self.key):
+            raise ValueError("bucket and key: an s3 source needs both (a zip of the repository)")
+        return self
+
+
+class DeliveryConfig(_Model):
+    """The CI/CD pipeline (CDK Pipelines) in a tooling account that promotes one release through the stages."""
+
+    enabled: bool = False
+    account: str
+    region: str
+    name_prefix: str = Field("llmops-delivery", pattern=r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$")
+    source: DeliverySourceConfig
+    stages: tuple[str, ...] = ("dev", "staging", "prod")
+    manual_approval_before: tuple[str, ...] = ("prod",)
+    staging_stage: str = "staging"  # the stage every production stage must come after
+    allow_skipping_staging: bool = False  # prod may follow dev directly only when this says so
+    release_file: str = "release.json"
+    # The accounts are examples: the pipeline synthesizes for review, but its template refuses to deploy.
+    example: bool = False
+
+    @field_validator("account")
+    @classmethod
+    def _account(cls, value: str) -> str:
+        if not re.fullmatch(r"\d{12}", str(value)):
+            raise ValueError(f"must be a 12-digit AWS account id (quote it in YAML), got {value!r}")
+        return value
+
+
 class PlatformConfig(_Model):
     project: str
     environments: dict[str, EnvironmentConfig]
+    delivery: DeliveryConfig | None = None
 
     def get(self, name: str) -> EnvironmentConfig:
         try:
@@ -523,9 +575,11 @@ def parse_config(raw: dict[str, Any]) -> PlatformConfig:
     """Validate an already-parsed config mapping (the shape of environments.yaml)."""
     if not isinstance(raw, dict):
         raise ConfigError("config: top level must be a mapping with 'project' and 'environments'")
-    extra = set(raw) - {"project", "defaults", "environments"}
+    extra = set(raw) - {"project", "defaults", "environments", "delivery"}
     if extra:
-        raise ConfigError(f"config: unknown top-level field(s) {sorted(extra)}; allowed: project, defaults, environments")
+        raise ConfigError(
+            f"config: unknown top-level field(s) {sorted(extra)}; allowed: project, defaults, environments, delivery"
+        )
     project = raw.get("project")
     if not isinstance(project, str) or not re.fullmatch(r"[a-z][a-z0-9-]{1,30}", project or ""):
         raise ConfigError(f"project: must be a lower-case name like 'llmops', got {project!r}")
@@ -547,7 +601,41 @@ def parse_config(raw: dict[str, Any]) -> PlatformConfig:
             parsed[name] = EnvironmentConfig.model_validate(data)
         except ValidationError as err:
             raise ConfigError(_format_error(f"environments.{name}", err)) from None
-    return PlatformConfig(project=project, environments=parsed)
+    delivery = _parse_delivery(raw.get("delivery"), parsed)
+    return PlatformConfig(project=project, environments=parsed, delivery=delivery)
+
+
+def _parse_delivery(raw: Any, envs: dict[str, EnvironmentConfig]) -> DeliveryConfig | None:
+    if raw is None:
+        return None
+    try:
+        delivery = DeliveryConfig.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(_format_error("delivery", err)) from None
+    unknown = [s for s in delivery.stages + delivery.manual_approval_before if s not in envs]
+    if unknown:
+        raise ConfigError(f"delivery.stages: unknown environment(s) {unknown}; allowed: {', '.join(envs)}")
+    if len(set(delivery.stages)) != len(delivery.stages):
+        raise ConfigError(f"delivery.stages: an environment appears twice in {list(delivery.stages)}")
+    order = list(delivery.stages)
+    if delivery.staging_stage not in envs:
+        raise ConfigError(f"delivery.staging_stage: unknown environment {delivery.staging_stage!r}; allowed: {', '.join(envs)}")
+    for i, name in enumerate(order):
+        if envs[name].is_prod and delivery.staging_stage not in order[:i] and not delivery.allow_skipping_staging:
+            raise ConfigError(
+                f"delivery.stages: {name} (production) must come after {delivery.staging_stage}, got {order}; "
+                "reorder the stages or set delivery.allow_skipping_staging: true"
+            )
+    if delivery.enabled and not delivery.example:
+        for field, account in [("delivery.account", delivery.account)] + [
+            (f"environments.{n}.account", envs[n].account) for n in delivery.stages
+        ]:
+            if account in EXAMPLE_ACCOUNTS:
+                raise ConfigError(
+                    f"{field}: {account} is an example account; the pipeline would deploy to it. Put your account "
+                    "there, or set delivery.example: true to synthesize a pipeline that refuses to deploy"
+                )
+    return delivery
 
 
 def load_config(path: str | Path | None = None) -> PlatformConfig:

@@ -25,8 +25,34 @@ class StackSummary:
     resource_types: Counter = field(default_factory=Counter)
 
 
+def _summaries(directory: Path, manifest: dict, stage: str) -> list[StackSummary]:
+    result = []
+    for stack_id, stack in sorted(manifest.get("artifacts", {}).items()):
+        if stack.get("type") != "aws:cloudformation:stack":
+            continue
+        template_path = directory / stack["properties"]["templateFile"]
+        template = json.loads(template_path.read_text())
+        acks = 0
+        metadata_file = directory / f"{stack_id}.metadata.json"
+        if metadata_file.exists():
+            for entries in json.loads(metadata_file.read_text()).values():
+                acks += sum(len(e["data"]) for e in entries if e.get("type") == ACK_KEY)
+        resources = template.get("Resources", {})
+        result.append(
+            StackSummary(
+                stage=stage,
+                name=stack.get("displayName", stack_id),
+                template=template_path,
+                resources=len(resources),
+                acknowledgements=acks,
+                resource_types=Counter(r["Type"] for r in resources.values()),
+            )
+        )
+    return result
+
+
 def stacks_in(cdk_out: Path) -> list[StackSummary]:
-    """Every stack of every nested stage assembly in ``cdk_out``."""
+    """Every stack of every nested stage assembly in ``cdk_out``, and the app-level stacks (delivery)."""
     result: list[StackSummary] = []
     manifest = json.loads((cdk_out / "manifest.json").read_text())
     for art_id, artifact in sorted(manifest.get("artifacts", {}).items()):
@@ -34,27 +60,8 @@ def stacks_in(cdk_out: Path) -> list[StackSummary]:
             continue
         directory = cdk_out / artifact["properties"]["directoryName"]
         nested = json.loads((directory / "manifest.json").read_text())
-        for stack_id, stack in sorted(nested.get("artifacts", {}).items()):
-            if stack.get("type") != "aws:cloudformation:stack":
-                continue
-            template_path = directory / stack["properties"]["templateFile"]
-            template = json.loads(template_path.read_text())
-            acks = 0
-            metadata_file = directory / f"{stack_id}.metadata.json"
-            if metadata_file.exists():
-                for entries in json.loads(metadata_file.read_text()).values():
-                    acks += sum(len(e["data"]) for e in entries if e.get("type") == ACK_KEY)
-            resources = template.get("Resources", {})
-            result.append(
-                StackSummary(
-                    stage=art_id.removeprefix("assembly-"),
-                    name=stack.get("displayName", stack_id),
-                    template=template_path,
-                    resources=len(resources),
-                    acknowledgements=acks,
-                    resource_types=Counter(r["Type"] for r in resources.values()),
-                )
-            )
+        result += _summaries(directory, nested, art_id.removeprefix("assembly-"))
+    result += _summaries(cdk_out, manifest, "(tooling)")
     return result
 
 
@@ -111,9 +118,11 @@ def main(cdk_out: str = "cdk.out", *, lint: bool = True) -> int:
     for s in stacks:
         print(f"{s.stage:<12} {s.name:<32} {s.resources:>9} {s.acknowledgements:>5}")
     total = sum(s.resources for s in stacks)
-    stages = sorted({s.stage for s in stacks})
+    stages = sorted({s.stage for s in stacks} - {"(tooling)"})
     print(
-        f"\n{len(stages)} environments ({', '.join(stages)}), {len(stacks)} stacks, {total} resources; "
+        f"\n{len(stages)} environments ({', '.join(stages)})"
+        + (" + delivery pipeline" if any(s.stage == "(tooling)" for s in stacks) else "")
+        + f", {len(stacks)} stacks, {total} resources; "
         f"cdk-nag: {len(violations)} unacknowledged findings, "
         f"{sum(s.acknowledgements for s in stacks)} acknowledged (each with its reason in *.metadata.json); "
         + (f"cfn-lint: {len(errors)} errors, {len(warnings)} warnings" if do_lint else "cfn-lint: skipped")

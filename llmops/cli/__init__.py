@@ -16,6 +16,7 @@ COMMAND_MODULES = (
     "llmops.cli.platform",
     "llmops.cli.pipelines",
     "llmops.cli.cost",
+    "llmops.cli.delivery",
 )
 OPTIONAL_COMMAND_MODULES = (
     "llmops.cli.local_rag",
