@@ -117,6 +117,7 @@ class CapabilitiesConfig(_Model):
     prompt_catalog: bool = True
     rag: bool = True
     fine_tuning: bool = True
+    human_review: bool = False  # needs a workteam: data_prep.workteam or human_review.workteam_arn
 
 
 class VectorStoreConfig(_Model):
@@ -363,6 +364,37 @@ class CostConfig(_Model):
         return self
 
 
+class HumanReviewRouting(_Model):
+    sample_rate: float = Field(0.02, ge=0.0, le=1.0)  # share of all answers reviewed regardless of metrics
+    min_relevance: float | None = Field(0.3, ge=0.0, le=1.0)
+    max_hallucination: float | None = Field(0.5, ge=0.0, le=1.0)
+    max_toxicity: float | None = Field(0.5, ge=0.0, le=1.0)
+    refusal: bool = True
+    min_top_score: float | None = Field(0.2, ge=-1.0, le=1.0)
+    negative_feedback: bool = True
+
+
+class HumanReviewConfig(_Model):
+    """SageMaker A2I review of LLM answers: task settings, routing and where reviewed answers go."""
+
+    workteam_arn: str | None = None  # default: the data-prep workteam
+    workers_per_task: int = Field(1, ge=1, le=3)
+    task_time_limit_seconds: int = Field(3600, ge=30, le=28800)
+    task_availability_seconds: int = Field(86400, ge=60, le=864000)
+    task_title: str = Field("Review an LLM answer", min_length=1, max_length=128)
+    instructions: str = Field("Rate how well the passages support the answer; correct it if you can.", max_length=2000)
+    dataset: str = Field("reviewed-answers", pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")  # corrected answers -> datasets/<name>/
+    routing: HumanReviewRouting = HumanReviewRouting()
+
+    @field_validator("workteam_arn")
+    @classmethod
+    def _workteam(cls, value: str | None) -> str | None:
+        pattern = r"arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:workteam/private-crowd/[A-Za-z0-9-]{1,63}"
+        if value is not None and not re.fullmatch(pattern, value):
+            raise ValueError(f"must be a private workteam ARN (arn:aws:sagemaker:REGION:ACCOUNT:workteam/private-crowd/NAME), got {value!r}")
+        return value
+
+
 class NagPacksConfig(_Model):
     hipaa: bool = False
     nist_800_53_r5: bool = False
@@ -442,6 +474,7 @@ class EnvironmentConfig(_Model):
     nag_packs: NagPacksConfig = NagPacksConfig()
     fine_tuning: FineTuningConfig = FineTuningConfig()
     cost: CostConfig = CostConfig()
+    human_review: HumanReviewConfig = HumanReviewConfig()
     log_retention_days: Literal[1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653] = 90
 
     @field_validator("account")
@@ -474,6 +507,12 @@ class EnvironmentConfig(_Model):
             raise ValueError("network.existing_vpc_id needs account and region set (VPC lookup)")
         if self.is_prod and self.removal_policy != "retain":
             raise ValueError(f"removal_policy must be 'retain' in prod, got {self.removal_policy!r}")
+        if self.capabilities.human_review and not (
+            self.human_review.workteam_arn or (self.capabilities.data_prep and self.data_prep.workteam.enabled)
+        ):
+            raise ValueError(
+                "capabilities.human_review: needs a workteam; set human_review.workteam_arn or turn on data_prep.workteam"
+            )
         if self.name != "dev" and not self.account:
             raise ValueError("account is required outside dev (pin staging and prod to an account)")
         return self

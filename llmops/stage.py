@@ -73,6 +73,16 @@ class LlmOpsStage(Stage):
                 stack_name=f"{cfg.name_prefix}-fine-tuning",
                 description=f"LLMOps {cfg.name}: fine-tuning pipelines, model registry and approvals",
             )
+        if caps.human_review:
+            from llmops.stacks.human_review import HumanReviewStack
+
+            data_prep = getattr(self, "data_prep", None)
+            workteam = cfg.human_review.workteam_arn or data_prep.workteam.workteam_arn
+            self.human_review = HumanReviewStack(
+                self, "HumanReview", foundation=foundation, env_config=cfg, workteam_arn=workteam,
+                stack_name=f"{cfg.name_prefix}-human-review",
+                description=f"LLMOps {cfg.name}: A2I review of LLM answers, routing, results into datasets",
+            )
 
         for key, value in {
             "project": cfg.project,

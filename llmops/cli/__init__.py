@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "llmops.cli.pipelines",
     "llmops.cli.cost",
     "llmops.cli.delivery",
+    "llmops.cli.review",
 )
 OPTIONAL_COMMAND_MODULES = (
     "llmops.cli.local_rag",
