@@ -395,6 +395,104 @@ class HumanReviewConfig(_Model):
         return value
 
 
+# Metrics an experiment may be decided on: the monitoring library's scores plus latency and cost.
+EXPERIMENT_METRICS = (
+    "relevance", "hallucination", "toxicity", "sentiment", "readability", "repetition", "refusal", "jailbreak",
+    "injection", "prompt_tokens", "response_tokens", "top_score", "human_rating", "latency_ms", "cost_per_request",
+)
+# Output dimensions of the embedding models an embedding A/B may use.
+EMBEDDING_DIMENSIONS = {
+    "sentence-transformers/all-MiniLM-L6-v2": (384,), "BAAI/bge-small-en-v1.5": (384,), "BAAI/bge-base-en-v1.5": (768,),
+    "BAAI/bge-large-en-v1.5": (1024,), "intfloat/e5-large-v2": (1024,), "amazon.titan-embed-text-v2:0": (256, 512, 1024),
+    "cohere.embed-english-v3": (1024,),
+}
+
+
+class ExperimentArm(_Model):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9-]{0,62}$")
+    weight: int = Field(0, ge=0, le=100)  # traffic share (A/B kinds)
+    variant: str | None = None  # model kinds: the endpoint's production variant
+    version: int | None = Field(None, ge=1)  # prompt-ab: the catalog version
+    model: str | None = None  # embedding-ab: the embedding model
+    dimension: int | None = Field(None, ge=2, le=16000)
+    shadow: bool = False  # model-shadow: the arm that receives copies and answers no one
+
+
+class ExperimentConfig(_Model):
+    """A shadow or A/B test of models, prompts or embedding models, and how it is decided."""
+
+    kind: Literal["model-ab", "model-shadow", "prompt-ab", "embedding-ab"]
+    arms: tuple[ExperimentArm, ...] = Field(min_length=2, max_length=10)
+    endpoint: str | None = None  # model kinds: the LLM endpoint (inference config name)
+    prompt: str | None = None  # prompt-ab: the prompt id
+    alias: str = "prod"  # prompt-ab: the alias whose weights split traffic
+    shadow_sampling: int = Field(100, ge=1, le=100)  # model-shadow: % of requests copied to the shadow
+    metrics: tuple[str, ...] = Field(("relevance", "hallucination", "latency_ms"), min_length=1)
+    min_samples: int = Field(200, ge=10, le=10_000_000)
+    alpha: float = Field(0.05, gt=0, lt=0.5)
+    end: str = Field(pattern=r"^\d{4}-\d{2}-\d{2}$")  # ISO date; synth refuses an experiment past its end
+    winner: str | None = None  # set by `llmops experiments promote`; the winner then takes all traffic
+
+    @field_validator("metrics")
+    @classmethod
+    def _metrics(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = sorted(set(value) - set(EXPERIMENT_METRICS))
+        if unknown:
+            raise ValueError(f"unknown metric(s) {unknown}; allowed: {', '.join(EXPERIMENT_METRICS)}")
+        return value
+
+    @model_validator(mode="after")
+    def _shape(self) -> "ExperimentConfig":
+        import datetime as _dt
+
+        names = [a.name for a in self.arms]
+        if len(set(names)) != len(names):
+            raise ValueError(f"arms: names must be unique, got {names}")
+        if self.winner is not None and self.winner not in names:
+            raise ValueError(f"winner: {self.winner!r} is not an arm; arms: {', '.join(names)}")
+        try:
+            end = _dt.date.fromisoformat(self.end)
+        except ValueError:
+            raise ValueError(f"end: not a date: {self.end!r}") from None
+        if end < _dt.date.today() and self.winner is None:
+            raise ValueError(f"end: {self.end} is past; promote the winner (`llmops experiments promote`) or extend it")
+        if self.kind == "model-shadow":
+            shadows = [a for a in self.arms if a.shadow]
+            if len(self.arms) != 2 or len(shadows) != 1:
+                raise ValueError("arms: a shadow test has exactly one production and one shadow arm (AWS allows one shadow variant)")
+        else:
+            if any(a.shadow for a in self.arms):
+                raise ValueError(f"arms: shadow arms belong to model-shadow experiments, not {self.kind}")
+            total = sum(a.weight for a in self.arms)
+            if total != 100:
+                raise ValueError(f"arms: weights must sum to 100, got {total}")
+        if self.kind in ("model-ab", "model-shadow"):
+            if not self.endpoint:
+                raise ValueError(f"endpoint: a {self.kind} experiment names the LLM endpoint whose variants it compares")
+            missing = [a.name for a in self.arms if not a.variant]
+            if missing:
+                raise ValueError(f"arms: variant is required for every arm of a {self.kind} experiment, missing in {missing}")
+        if self.kind == "prompt-ab":
+            if not self.prompt:
+                raise ValueError("prompt: a prompt-ab experiment names the prompt id whose alias it splits")
+            if len(self.arms) > 2:
+                raise ValueError("arms: a prompt alias splits traffic between at most two versions")
+            missing = [a.name for a in self.arms if a.version is None]
+            if missing:
+                raise ValueError(f"arms: version is required for every prompt-ab arm, missing in {missing}")
+        if self.kind == "embedding-ab":
+            for arm in self.arms:
+                if not arm.model or arm.dimension is None:
+                    raise ValueError(f"arms.{arm.name}: model and dimension are required for an embedding arm")
+                known = EMBEDDING_DIMENSIONS.get(arm.model)
+                if known and arm.dimension not in known:
+                    raise ValueError(
+                        f"arms.{arm.name}.dimension: {arm.model} gives {'/'.join(map(str, known))} dimensions, "
+                        f"not {arm.dimension}; its index must be built with the model's dimension"
+                    )
+        return self
+
+
 class NagPacksConfig(_Model):
     hipaa: bool = False
     nist_800_53_r5: bool = False
@@ -475,6 +573,7 @@ class EnvironmentConfig(_Model):
     fine_tuning: FineTuningConfig = FineTuningConfig()
     cost: CostConfig = CostConfig()
     human_review: HumanReviewConfig = HumanReviewConfig()
+    experiments: dict[str, ExperimentConfig] = {}
     log_retention_days: Literal[1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653] = 90
 
     @field_validator("account")
@@ -513,6 +612,14 @@ class EnvironmentConfig(_Model):
             raise ValueError(
                 "capabilities.human_review: needs a workteam; set human_review.workteam_arn or turn on data_prep.workteam"
             )
+        for exp_name, exp in self.experiments.items():
+            if not re.fullmatch(r"[a-z][a-z0-9-]{1,40}", exp_name):
+                raise ValueError(f"experiments: name {exp_name!r} must be 2-41 characters of a-z, 0-9 and '-'")
+            if exp.kind == "embedding-ab" and exp.arms[0].dimension != self.vector_store.dimension:
+                raise ValueError(
+                    f"experiments.{exp_name}.arms.{exp.arms[0].name}.dimension: the control arm serves the current index "
+                    f"({self.vector_store.dimension} dimensions), got {exp.arms[0].dimension}"
+                )
         if self.name != "dev" and not self.account:
             raise ValueError("account is required outside dev (pin staging and prod to an account)")
         return self
