@@ -310,6 +310,36 @@ class FineTuningConfig(_Model):
         return self
 
 
+_EMAIL_RE = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+")
+_TOPIC_ARN_RE = re.compile(r"arn:aws[a-z-]*:sns:[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d:\d{12}:[A-Za-z0-9_-]{1,256}")
+
+
+class AlertsConfig(_Model):
+    """Where alarms go: e-mail addresses subscribed to the foundation alarm topic and/or an existing topic."""
+
+    emails: tuple[str, ...] = ()
+    # An existing standard SNS topic (a chat or paging integration) every alarm also notifies.
+    topic_arn: str | None = None
+
+    @field_validator("emails")
+    @classmethod
+    def _emails(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [e for e in value if not isinstance(e, str) or not _EMAIL_RE.fullmatch(e)]
+        if bad:
+            raise ValueError(f"not e-mail address(es): {bad}; write them like ops@example.com")
+        return tuple(dict.fromkeys(value))
+
+    @field_validator("topic_arn")
+    @classmethod
+    def _topic(cls, value: str | None) -> str | None:
+        if value is not None:
+            if value.endswith(".fifo"):
+                raise ValueError(f"CloudWatch alarms notify standard SNS topics only, got the FIFO topic {value!r}")
+            if not _TOPIC_ARN_RE.fullmatch(value):
+                raise ValueError(f"must be an SNS topic ARN like arn:aws:sns:eu-west-1:123456789012:alerts, got {value!r}")
+        return value
+
+
 class NagPacksConfig(_Model):
     hipaa: bool = False
     nist_800_53_r5: bool = False
@@ -336,6 +366,13 @@ class WorkteamConfig(_Model):
     notify_workers: bool = False
 
 
+class ObjectLockConfig(_Model):
+    """S3 Object Lock on the data bucket: every object version is kept ``raw_retention_days``."""
+
+    enabled: bool = False
+    mode: Literal["GOVERNANCE", "COMPLIANCE"] = "GOVERNANCE"
+
+
 class DataPrepConfig(_Model):
     """Data preparation: Textract features, PII redaction, optional custom classifier, workteam."""
 
@@ -345,6 +382,9 @@ class DataPrepConfig(_Model):
     mask: str = Field("[{type}]", min_length=1, max_length=40)
     custom_classifier_endpoint_arn: str | None = None
     extraction_timeout_minutes: int = Field(120, ge=5, le=1440)
+    # Noncurrent versions of raw/ uploads (overwritten or deleted) are kept at least this long.
+    raw_retention_days: int = Field(365, ge=1, le=36500)
+    object_lock: ObjectLockConfig = ObjectLockConfig()
     workteam: WorkteamConfig = WorkteamConfig()
 
     @field_validator("pii_entity_types")
@@ -387,6 +427,7 @@ class EnvironmentConfig(_Model):
     data_prep: DataPrepConfig = DataPrepConfig()
     instances: InstancesConfig = InstancesConfig()
     nag_packs: NagPacksConfig = NagPacksConfig()
+    alerts: AlertsConfig = AlertsConfig()
     fine_tuning: FineTuningConfig = FineTuningConfig()
     log_retention_days: Literal[1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653] = 90
 
@@ -422,6 +463,9 @@ class EnvironmentConfig(_Model):
             raise ValueError(f"removal_policy must be 'retain' in prod, got {self.removal_policy!r}")
         if self.name != "dev" and not self.account:
             raise ValueError("account is required outside dev (pin staging and prod to an account)")
+        topic = self.alerts.topic_arn
+        if topic and self.region and topic.split(":")[3] != self.region:
+            raise ValueError(f"alerts.topic_arn: alarms notify topics of their own region {self.region}, got {topic!r}")
         return self
 
     @property
