@@ -59,7 +59,7 @@ TEMPLATES = {
 <crowd-form>
   <crowd-classifier name="crowd-classifier" categories="{{ task.input.labels | to_json | escape }}"
                     header="Which category fits this text best?">
-    <classification-target>{{ task.input.taskObject }}</classification-target>
+    <classification-target>{{ task.input.taskObject | escape }}</classification-target>
     <full-instructions header="Instructions"><p>Read the text and choose the one category that fits it best.</p></full-instructions>
     <short-instructions><p>Choose the best category.</p></short-instructions>
   </crowd-classifier>
