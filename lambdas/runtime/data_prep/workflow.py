@@ -22,7 +22,7 @@ from lambdas.runtime.data_prep import curated as curated_mod
 from lambdas.runtime.data_prep import datasets as datasets_mod
 from lambdas.runtime.data_prep.comprehend import ENTITY_LANGUAGES, PII_LANGUAGES, ComprehendAnalyzer
 from lambdas.runtime.data_prep.documents import SourceDocument, classify_upload, dumps, read_head_tail, text_pages
-from lambdas.runtime.data_prep.enrich import EnrichedDocument, enrich_pages
+from lambdas.runtime.data_prep.enrich import PAGE_SEPARATOR, EnrichedDocument, enrich_pages
 from lambdas.runtime.data_prep.errors import CorruptDocument
 from lambdas.runtime.data_prep.quarantine import quarantine_document
 from lambdas.runtime.data_prep.textract import Page, blocks_to_pages, check_status, fetch_job, start_job
@@ -251,12 +251,22 @@ def _enrich_records(doc: SourceDocument, *, s3: Any, analyzer: ComprehendAnalyze
     fmt, records = datasets_mod.parse_records(lines, doc.key)
     fields = [(i, name) for i, r in enumerate(records) for name in sorted(r)]
     pages = [Page(n + 1, records[i][name]) for n, (i, name) in enumerate(fields)]
-    enriched = enrich_pages(pages, detector=analyzer, analyzer=None, language=None, mask=settings.mask)
+    # The dataset's dominant language decides PII detection, as for documents; one Comprehend
+    # call on its opening (records of one dataset share a language).
+    language = analyzer.dominant_language(PAGE_SEPARATOR.join(p.text for p in pages))
+    enriched = enrich_pages(
+        pages, detector=analyzer, analyzer=None, language=language, mask=settings.mask, pii_languages=PII_LANGUAGES
+    )
     redacted = [dict(r) for r in records]
     for (i, name), page in zip(fields, enriched.pages):
         redacted[i][name] = page.text
     key = f"{WORK_PREFIX}{doc.document_id}/records.json"
-    _put_json(s3, settings.artifacts_bucket, key, {"format": fmt, "records": redacted, "entity_counts": enriched.entity_counts})
+    _put_json(
+        s3,
+        settings.artifacts_bucket,
+        key,
+        {"format": fmt, "records": redacted, "entity_counts": enriched.entity_counts, "language": language},
+    )
     return {"enriched_key": key, "entity_counts": enriched.entity_counts, "comprehend_requests": analyzer.requests}
 
 
@@ -309,7 +319,12 @@ def publish(event: dict[str, Any], *, s3: Any, settings: Settings) -> dict[str, 
             records=work["records"],
             sources=[f"s3://{doc.bucket}/{doc.key}" + (f"?versionId={doc.version_id}" if doc.version_id else "")],
         )
-        return {"dataset": version.dataset, "version": version.version, "manifest_key": version.manifest_key}
+        return {
+            "dataset": version.dataset,
+            "version": version.version,
+            "manifest_key": version.manifest_key,
+            "deduplicated": version.deduplicated,
+        }
     enriched = EnrichedDocument(
         pages=[Page(p["page"], p["text"]) for p in work["pages"]],
         language=work["language"],
