@@ -25,7 +25,7 @@ from lambdas.runtime.data_prep.documents import SourceDocument, classify_upload,
 from lambdas.runtime.data_prep.enrich import PAGE_SEPARATOR, EnrichedDocument, enrich_pages
 from lambdas.runtime.data_prep.errors import CorruptDocument
 from lambdas.runtime.data_prep.quarantine import quarantine_document
-from lambdas.runtime.data_prep.textract import Page, blocks_to_pages, check_status, fetch_job, start_job
+from lambdas.runtime.data_prep.textract import Page, check_status, request_token, start_job, stream_job
 
 WORK_PREFIX = "dataprep/work/"
 TOKEN_TTL_S = 7 * 24 * 3600
@@ -136,6 +136,8 @@ def start_extraction(event: dict[str, Any], *, textract: Any, dynamodb: Any, set
         topic_arn=settings.textract_topic_arn,
         role_arn=settings.textract_role_arn,
         job_tag=re.sub(r"[^a-zA-Z0-9_.\-:]", "-", doc.document_id)[:64],
+        # Same execution and object version -> same token -> the job already started, not a second one.
+        client_request_token=request_token(event.get("execution_id"), doc.bucket, doc.key, doc.version_id),
     )
     dynamodb.put_item(
         TableName=settings.jobs_table,
@@ -166,9 +168,9 @@ def finish_extraction(
     token = item["task_token"]["S"]
     doc = SourceDocument.from_dict(json.loads(item["document"]["S"]))
     try:
-        result = fetch_job(textract, job_id, analysis=item.get("analysis", {}).get("BOOL", False))
+        pages: list[Page] = []
+        result = stream_job(textract, job_id, analysis=item.get("analysis", {}).get("BOOL", False), on_page=pages.append)
         check_status(result)
-        pages = blocks_to_pages(result.blocks)
         key = f"{WORK_PREFIX}{doc.document_id}/{job_id}/extracted.json"
         _put_json(s3, settings.artifacts_bucket, key, {"job_id": job_id, "pages": [{"page": p.page, "text": p.text} for p in pages]})
         output = {"extracted_key": key, "job_id": job_id, "page_count": len(pages), "result_pages": result.responses}

@@ -89,7 +89,9 @@ class DataPrepWorkflow(Construct):
             "Extract",
             lambda_function=extract_start,
             integration_pattern=sfn.IntegrationPattern.WAIT_FOR_TASK_TOKEN,
-            payload=sfn.TaskInput.from_object({"document.$": "$.document", "task_token": sfn.JsonPath.task_token}),
+            payload=sfn.TaskInput.from_object(
+                {"document.$": "$.document", "task_token": sfn.JsonPath.task_token, "execution_id.$": "$$.Execution.Id"}
+            ),
             result_path="$.extraction",
             task_timeout=sfn.Timeout.duration(extraction_timeout),
             comment="Start Textract; wait for its SNS completion (task token), no polling",

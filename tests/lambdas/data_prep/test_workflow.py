@@ -105,10 +105,13 @@ def test_pdf_upload_waits_for_textract_through_the_task_token(aws) -> None:
             "FeatureTypes": ["LAYOUT", "TABLES"],
             "NotificationChannel": {"SNSTopicArn": SETTINGS.textract_topic_arn, "RoleArn": SETTINGS.textract_role_arn},
             "JobTag": ANY,
+            "ClientRequestToken": workflow.request_token("exec-1", DATA, key, version),
         },
     )
     with tstub:
-        started = workflow.start_extraction({"document": doc, "task_token": "token-abc"}, textract=textract, dynamodb=aws["dynamodb"], settings=SETTINGS)
+        started = workflow.start_extraction(
+            {"document": doc, "task_token": "token-abc", "execution_id": "exec-1"}, textract=textract, dynamodb=aws["dynamodb"], settings=SETTINGS
+        )
     assert started == {"job_id": "job-42"}
 
     # Textract publishes its completion to SNS; the result function gets that message.
