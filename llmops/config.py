@@ -357,13 +357,57 @@ PII_ENTITY_TYPES = (
 )
 
 
+class ExistingWorkforceConfig(_Model):
+    """The Cognito user pool and app client of the account's existing private workforce."""
+
+    user_pool_id: str
+    client_id: str
+
+    @field_validator("user_pool_id")
+    @classmethod
+    def _pool(cls, value: str) -> str:
+        if not re.fullmatch(r"[a-z]{2}(-gov)?-[a-z]+-\d_[0-9a-zA-Z]{1,55}", value):
+            raise ValueError(f"must be a Cognito user pool id like us-east-1_AbCdEf123, got {value!r}")
+        return value
+
+    @field_validator("client_id")
+    @classmethod
+    def _client(cls, value: str) -> str:
+        if not re.fullmatch(r"[\w+]{1,128}", value):
+            raise ValueError(f"must be a Cognito app client id (letters, digits, '_' and '+'), got {value!r}")
+        return value
+
+
 class WorkteamConfig(_Model):
-    """The private Ground Truth workteam (Cognito user pool) that labels curated text."""
+    """The private Ground Truth workteam that labels curated text (docs/data_prep.md: which to choose).
+
+    Default: a Cognito user pool, the private workforce and a workteam are created. An account
+    that already has a private workforce (one per region) names it in ``existing_workforce``
+    (a new team in it), or names a team to use as is in ``existing_workteam_arn``.
+    """
 
     enabled: bool = True
     description: str = Field("LLMOps data labeling team", min_length=1, max_length=200)
     # Optional SNS notifications of new labeling tasks to workers.
     notify_workers: bool = False
+    existing_workforce: ExistingWorkforceConfig | None = None
+    existing_workteam_arn: str | None = None
+
+    @field_validator("existing_workteam_arn")
+    @classmethod
+    def _workteam(cls, value: str | None) -> str | None:
+        pattern = r"arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:workteam/private-crowd/[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}"
+        if value is not None and not re.fullmatch(pattern, value):
+            raise ValueError(f"must be a private workteam ARN (arn:aws:sagemaker:<region>:<account>:workteam/private-crowd/<name>), got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "WorkteamConfig":
+        if self.existing_workteam_arn and self.existing_workforce:
+            raise ValueError("existing_workteam_arn and existing_workforce: set one (a team to use, or a workforce to add a team to)")
+        if self.existing_workteam_arn and self.notify_workers:
+            raise ValueError("notify_workers: an imported workteam keeps its own notification settings; set it false")
+        return self
 
 
 class ObjectLockConfig(_Model):

@@ -150,15 +150,22 @@ class DataPrepStack(Stack):
         self.workteam: LabelingWorkteam | None = None
         self.labeling: LabelingJobs | None = None
         if prep.workteam.enabled:
-            self.workteam = LabelingWorkteam(
-                self,
-                "Workteam",
-                name=f"{cfg.name_prefix}-labeling",
-                key=key,
-                description=prep.workteam.description,
-                notify_workers=prep.workteam.notify_workers,
-                removal_policy=removal_policy(cfg),
-            )
+            team = prep.workteam
+            if team.existing_workteam_arn:
+                workteam_arn = team.existing_workteam_arn  # used as is: nothing of the team is created
+            else:
+                workforce = team.existing_workforce
+                self.workteam = LabelingWorkteam(
+                    self,
+                    "Workteam",
+                    name=f"{cfg.name_prefix}-labeling",
+                    key=key,
+                    description=team.description,
+                    notify_workers=team.notify_workers,
+                    removal_policy=removal_policy(cfg),
+                    existing_workforce=(workforce.user_pool_id, workforce.client_id) if workforce else None,
+                )
+                workteam_arn = self.workteam.workteam_arn
             self.labeling = LabelingJobs(
                 self,
                 "Labeling",
@@ -166,11 +173,11 @@ class DataPrepStack(Stack):
                 data=data,
                 artifacts=artifacts,
                 network=network,
-                workteam_arn=self.workteam.workteam_arn,
+                workteam_arn=workteam_arn,
                 dead_letter_queue=self.dead_letter_queue,
                 log_retention=log_retention,
             )
             CfnOutput(self, "LabelingFunctionName", value=self.labeling.function.function.function_name)
-            CfnOutput(self, "WorkteamArn", value=self.workteam.workteam_arn)
+            CfnOutput(self, "WorkteamArn", value=workteam_arn)
 
         CfnOutput(self, "StateMachineArn", value=self.state_machine.state_machine_arn)
