@@ -113,6 +113,10 @@ def published_targets(templates: dict) -> list[tuple[str, str, str, str]]:
             found.append(("sns.amazonaws.com", *resolve(redrive["deadLetterTargetArn"], stack, templates), f"{stack}/{lid} DLQ"))
         if sub["Properties"].get("Protocol") == "sqs":
             found.append(("sns.amazonaws.com", *resolve(sub["Properties"]["Endpoint"], stack, templates), f"{stack}/{lid}"))
+    for stack, lid, team in resources(templates, "AWS::SageMaker::Workteam"):
+        topic = (team["Properties"].get("NotificationConfiguration") or {}).get("NotificationTopicArn")
+        if topic is not None:
+            found.append(("sagemaker.amazonaws.com", *resolve(topic, stack, templates), f"{stack}/{lid} notifications"))
     for stack, lid, rule in resources(templates, "AWS::Events::Rule"):
         for target in rule["Properties"].get("Targets", []):
             dlq = (target.get("DeadLetterConfig") or {}).get("Arn")
@@ -222,21 +226,35 @@ def test_every_encrypted_target_lets_its_publishing_service_use_the_key(env):
         assert allows_service(key, service, ENCRYPT_FOR_PUBLISH), f"{env}: {where} -> {stack}/{lid}: {name} does not allow {service}"
 
 
+def test_workteam_notifications_let_ground_truth_use_the_topic_and_key():
+    templates = stage_templates("dev", json.dumps({"data_prep": {"workteam": {"notify_workers": True}}}))
+    targets = [t for t in published_targets(templates) if t[0] == "sagemaker.amazonaws.com"]
+    assert len(targets) == 1
+    service, stack, lid, where = targets[0]
+    _, key = key_of(templates, stack, templates[stack]["Resources"][lid], "KmsMasterKeyId")
+    assert allows_service(key, service, ENCRYPT_FOR_PUBLISH)
+    _assert_topic_policy_allows(templates, "dev", service, stack, lid, where)
+
+
+def _assert_topic_policy_allows(templates, env, service, stack, lid, where):
+    policies = [p for _, _, p in resources({stack: templates[stack]}, "AWS::SNS::TopicPolicy")
+                if {"Ref": lid} in p["Properties"]["Topics"]]
+    if not policies:
+        return  # SNS's default policy lets the account's services publish
+    allowed = [st for p in policies for st in statements(p["Properties"]["PolicyDocument"])
+               if st.get("Effect") == "Allow" and service in as_list((st.get("Principal") or {}).get("Service", []))
+               and "sns:Publish" in as_list(st["Action"])]
+    assert allowed, f"{env}: {where}: the policy of {stack}/{lid} replaced SNS's default and lets no {service} publish"
+    assert all("aws:SourceAccount" in json.dumps(st.get("Condition")) for st in allowed)
+
+
 @pytest.mark.parametrize("env", ENVIRONMENTS)
 def test_alarm_topics_allow_cloudwatch_to_publish(env):
     templates = stage_templates(env)
     for service, stack, lid, where in published_targets(templates):
         if service != "cloudwatch.amazonaws.com" or lid not in templates[stack]["Resources"]:
             continue
-        policies = [p for _, _, p in resources({stack: templates[stack]}, "AWS::SNS::TopicPolicy")
-                    if {"Ref": lid} in p["Properties"]["Topics"]]
-        if not policies:
-            continue  # SNS's default policy lets the account's alarms publish
-        allowed = [st for p in policies for st in statements(p["Properties"]["PolicyDocument"])
-                   if st.get("Effect") == "Allow" and "cloudwatch.amazonaws.com" in as_list((st.get("Principal") or {}).get("Service", []))
-                   and "sns:Publish" in as_list(st["Action"])]
-        assert allowed, f"{env}: {where}: the policy of {stack}/{lid} replaced SNS's default and lets no alarm publish"
-        assert all("aws:SourceAccount" in json.dumps(st.get("Condition")) for st in allowed)
+        _assert_topic_policy_allows(templates, env, service, stack, lid, where)
 
 
 def test_key_policy_scopes_service_principals_to_this_account():
@@ -370,3 +388,25 @@ def test_noncurrent_raw_versions_outlive_the_default_retention():
         if "NoncurrentVersionExpiration" in rule:
             assert rule["NoncurrentVersionExpiration"]["NoncurrentDays"] >= days
         assert "ExpirationInDays" not in rule
+
+
+def test_the_walk_helpers_find_what_they_must():
+    # Proof the walks can fail: a hand-made stage with an unalarmed DLQ and an unscoped key.
+    templates = {
+        "Foundation": {
+            "Resources": {"Key": {"Type": "AWS::KMS::Key", "Properties": {"KeyPolicy": {"Statement": [
+                {"Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"}, "Action": ["kms:GenerateDataKey"], "Resource": "*"}]}}}},
+            "Outputs": {"K": {"Value": {"Fn::GetAtt": ["Key", "Arn"]}, "Export": {"Name": "f:KeyArn"}}},
+        },
+        "App": {"Resources": {
+            "Dlq": {"Type": "AWS::SQS::Queue", "Properties": {"KmsMasterKeyId": {"Fn::ImportValue": "f:KeyArn"}}},
+            "Rule": {"Type": "AWS::Events::Rule", "Properties": {"Targets": [
+                {"Arn": "arn:aws:states:us-east-1:1:stateMachine:x", "Id": "t", "DeadLetterConfig": {"Arn": {"Fn::GetAtt": ["Dlq", "Arn"]}}}]}},
+        }},
+    }
+    assert dead_letter_queues(templates) == {("App", "Dlq")}
+    (target,) = published_targets(templates)
+    assert target[:3] == ("events.amazonaws.com", "App", "Dlq")
+    _, key = key_of(templates, "App", templates["App"]["Resources"]["Dlq"], "KmsMasterKeyId")
+    assert not allows_service(key, "events.amazonaws.com", ENCRYPT_FOR_PUBLISH)  # Decrypt is missing
+    assert not allows_service(key, "sns.amazonaws.com", ENCRYPT_FOR_PUBLISH)

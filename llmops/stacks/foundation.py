@@ -84,6 +84,18 @@ class FoundationStack(Stack):
             object_lock=(prep.object_lock.mode, prep.raw_retention_days) if prep.object_lock.enabled else None,
         )
         self._protect_raw()
+        team = prep.workteam
+        if env_config.capabilities.data_prep and team.enabled and team.notify_workers and not team.existing_workteam_arn:
+            # Ground Truth publishes new-task notifications to the (CMK-encrypted) workteam topic.
+            self.key.add_to_resource_policy(
+                iam.PolicyStatement(
+                    sid="AllowSageMakerWorkteamNotifications",
+                    principals=[iam.ServicePrincipal("sagemaker.amazonaws.com")],
+                    actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                    resources=["*"],  # in a key policy "*" means this key
+                    conditions={"StringEquals": {"aws:SourceAccount": self.account}},
+                )
+            )
         self.network = PlatformNetwork(self, "Network", config=env_config.network, key=self.key, removal_policy=policy)
         self._alerts()
 

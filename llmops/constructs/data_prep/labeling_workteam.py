@@ -104,6 +104,16 @@ class LabelingWorkteam(Construct):
         notification = None
         if notify_workers:
             self.notification_topic = sns.Topic(self, "TaskNotifications", master_key=key, enforce_ssl=True)
+            # CDK's SSL-only topic policy replaces SNS's default one: let Ground Truth publish.
+            self.notification_topic.add_to_resource_policy(
+                iam.PolicyStatement(
+                    sid="AllowGroundTruthNotifications",
+                    principals=[iam.ServicePrincipal("sagemaker.amazonaws.com")],
+                    actions=["sns:Publish"],
+                    resources=[self.notification_topic.topic_arn],
+                    conditions={"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}},
+                )
+            )
             notification = sagemaker.CfnWorkteam.NotificationConfigurationProperty(
                 notification_topic_arn=self.notification_topic.topic_arn
             )
