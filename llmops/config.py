@@ -493,6 +493,36 @@ class ExperimentConfig(_Model):
         return self
 
 
+_EMAIL_RE = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+")
+_TOPIC_ARN_RE = re.compile(r"arn:aws[a-z-]*:sns:[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d:\d{12}:[A-Za-z0-9_-]{1,256}")
+
+
+class AlertsConfig(_Model):
+    """Where alarms go: e-mail addresses subscribed to the foundation alarm topic and/or an existing topic."""
+
+    emails: tuple[str, ...] = ()
+    # An existing standard SNS topic (a chat or paging integration) every alarm also notifies.
+    topic_arn: str | None = None
+
+    @field_validator("emails")
+    @classmethod
+    def _emails(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [e for e in value if not isinstance(e, str) or not _EMAIL_RE.fullmatch(e)]
+        if bad:
+            raise ValueError(f"not e-mail address(es): {bad}; write them like ops@example.com")
+        return tuple(dict.fromkeys(value))
+
+    @field_validator("topic_arn")
+    @classmethod
+    def _topic(cls, value: str | None) -> str | None:
+        if value is not None:
+            if value.endswith(".fifo"):
+                raise ValueError(f"CloudWatch alarms notify standard SNS topics only, got the FIFO topic {value!r}")
+            if not _TOPIC_ARN_RE.fullmatch(value):
+                raise ValueError(f"must be an SNS topic ARN like arn:aws:sns:eu-west-1:123456789012:alerts, got {value!r}")
+        return value
+
+
 class NagPacksConfig(_Model):
     hipaa: bool = False
     nist_800_53_r5: bool = False
@@ -510,13 +540,64 @@ PII_ENTITY_TYPES = (
 )
 
 
+class ExistingWorkforceConfig(_Model):
+    """The Cognito user pool and app client of the account's existing private workforce."""
+
+    user_pool_id: str
+    client_id: str
+
+    @field_validator("user_pool_id")
+    @classmethod
+    def _pool(cls, value: str) -> str:
+        if not re.fullmatch(r"[a-z]{2}(-gov)?-[a-z]+-\d_[0-9a-zA-Z]{1,55}", value):
+            raise ValueError(f"must be a Cognito user pool id like us-east-1_AbCdEf123, got {value!r}")
+        return value
+
+    @field_validator("client_id")
+    @classmethod
+    def _client(cls, value: str) -> str:
+        if not re.fullmatch(r"[\w+]{1,128}", value):
+            raise ValueError(f"must be a Cognito app client id (letters, digits, '_' and '+'), got {value!r}")
+        return value
+
+
 class WorkteamConfig(_Model):
-    """The private Ground Truth workteam (Cognito user pool) that labels curated text."""
+    """The private Ground Truth workteam that labels curated text (docs/data_prep.md: which to choose).
+
+    Default: a Cognito user pool, the private workforce and a workteam are created. An account
+    that already has a private workforce (one per region) names it in ``existing_workforce``
+    (a new team in it), or names a team to use as is in ``existing_workteam_arn``.
+    """
 
     enabled: bool = True
     description: str = Field("LLMOps data labeling team", min_length=1, max_length=200)
     # Optional SNS notifications of new labeling tasks to workers.
     notify_workers: bool = False
+    existing_workforce: ExistingWorkforceConfig | None = None
+    existing_workteam_arn: str | None = None
+
+    @field_validator("existing_workteam_arn")
+    @classmethod
+    def _workteam(cls, value: str | None) -> str | None:
+        pattern = r"arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:workteam/private-crowd/[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}"
+        if value is not None and not re.fullmatch(pattern, value):
+            raise ValueError(f"must be a private workteam ARN (arn:aws:sagemaker:<region>:<account>:workteam/private-crowd/<name>), got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "WorkteamConfig":
+        if self.existing_workteam_arn and self.existing_workforce:
+            raise ValueError("existing_workteam_arn and existing_workforce: set one (a team to use, or a workforce to add a team to)")
+        if self.existing_workteam_arn and self.notify_workers:
+            raise ValueError("notify_workers: an imported workteam keeps its own notification settings; set it false")
+        return self
+
+
+class ObjectLockConfig(_Model):
+    """S3 Object Lock on the data bucket: every object version is kept ``raw_retention_days``."""
+
+    enabled: bool = False
+    mode: Literal["GOVERNANCE", "COMPLIANCE"] = "GOVERNANCE"
 
 
 class DataPrepConfig(_Model):
@@ -528,6 +609,9 @@ class DataPrepConfig(_Model):
     mask: str = Field("[{type}]", min_length=1, max_length=40)
     custom_classifier_endpoint_arn: str | None = None
     extraction_timeout_minutes: int = Field(120, ge=5, le=1440)
+    # Noncurrent versions of raw/ uploads (overwritten or deleted) are kept at least this long.
+    raw_retention_days: int = Field(365, ge=1, le=36500)
+    object_lock: ObjectLockConfig = ObjectLockConfig()
     workteam: WorkteamConfig = WorkteamConfig()
 
     @field_validator("pii_entity_types")
@@ -570,6 +654,7 @@ class EnvironmentConfig(_Model):
     data_prep: DataPrepConfig = DataPrepConfig()
     instances: InstancesConfig = InstancesConfig()
     nag_packs: NagPacksConfig = NagPacksConfig()
+    alerts: AlertsConfig = AlertsConfig()
     fine_tuning: FineTuningConfig = FineTuningConfig()
     cost: CostConfig = CostConfig()
     human_review: HumanReviewConfig = HumanReviewConfig()
@@ -622,6 +707,9 @@ class EnvironmentConfig(_Model):
                 )
         if self.name != "dev" and not self.account:
             raise ValueError("account is required outside dev (pin staging and prod to an account)")
+        topic = self.alerts.topic_arn
+        if topic and self.region and topic.split(":")[3] != self.region:
+            raise ValueError(f"alerts.topic_arn: alarms notify topics of their own region {self.region}, got {topic!r}")
         return self
 
     @property

@@ -38,11 +38,12 @@ class HumanReviewStack(Stack):
             output_prefix=OUTPUT_PREFIX, workers_per_task=review.workers_per_task,
             task_time_limit_seconds=review.task_time_limit_seconds,
             task_availability_seconds=review.task_availability_seconds, task_title=review.task_title,
-            log_retention=log_retention,
+            log_retention=log_retention, network=foundation.network,
         )
 
         # --- routing queue -> StartHumanLoop ----------------------------------------------------
-        self.dead_letter_queue = DeadLetterQueue(self, "ReviewDeadLetterQueue", key=key, purpose="the review queue")
+        self.dead_letter_queue = DeadLetterQueue(self, "ReviewDeadLetterQueue", key=key, purpose="the review queue",
+                                                alarm_actions=foundation.alarm_actions)
         self.review_queue = sqs.Queue(
             self, "ReviewQueue", encryption=sqs.QueueEncryption.KMS, encryption_master_key=key, enforce_ssl=True,
             visibility_timeout=Duration.minutes(3), retention_period=Duration.days(4),
@@ -71,7 +72,8 @@ class HumanReviewStack(Stack):
         data.grant_write(self.results_function.role, EVALUATION_PREFIX)
         data.grant_write(self.results_function.role, QUARANTINE_PREFIX)
         self.results_dead_letter_queue = DeadLetterQueue(self, "ResultsDeadLetterQueue", key=key,
-                                                         purpose="review outputs the results function could not process")
+                                                         purpose="review outputs the results function could not process",
+                                                         alarm_actions=foundation.alarm_actions)
         self.results_rule = events.Rule(
             self, "ReviewOutputs", description="Human review: A2I review outputs written under reviews/output/",
             event_pattern=events.EventPattern(

@@ -26,7 +26,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from llmops.config import ConfigError, EnvironmentConfig
-from llmops.constructs.core import DeadLetterQueue, PlatformFunction, retention_days
+from llmops.constructs.core import DeadLetterQueue, PlatformFunction, api_alarms, retention_days
 from llmops.constructs.rag import VectorStore, vector_store_for
 from llmops.nag import acknowledge
 from llmops.stacks.foundation import FoundationStack, removal_policy
@@ -142,13 +142,15 @@ class RagStack(Stack):
         if prompt_catalog is not None:
             prompt_catalog.grant_render(self.query_function.role)
         self.api = self._api(key, log_retention)
+        foundation.alarm_action(*api_alarms(self, "QueryApi", self.api, [self.query_function.function]))
 
     # -- pieces ----------------------------------------------------------------------------------
 
     def _ingestion(self, foundation: FoundationStack, common_env: dict[str, str], log_retention: logs.RetentionDays) -> None:
         cfg, key, data = self.env_config, foundation.key, foundation.data
         self.dead_letter_queue = DeadLetterQueue(
-            self, "IngestDeadLetterQueue", key=key, purpose="the RAG ingestion queue and its EventBridge rule"
+            self, "IngestDeadLetterQueue", key=key, purpose="the RAG ingestion queue and its EventBridge rule",
+            alarm_actions=foundation.alarm_actions,
         )
         ingest_timeout = Duration.minutes(5)
         self.queue = sqs.Queue(

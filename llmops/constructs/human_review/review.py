@@ -10,6 +10,7 @@ from constructs import Construct
 
 from lambdas.runtime.human_review.template import template_source
 from llmops.constructs.core.custom_resource import custom_resource_provider
+from llmops.constructs.core.network import PlatformNetwork
 from llmops.constructs.core.platform_function import PlatformFunction
 from llmops.constructs.core.secure_bucket import SecureBucket
 
@@ -39,6 +40,7 @@ class HumanReview(Construct):
         task_description: str = "Rate the answer against its passages, tick its problems, correct it",
         log_retention: logs.RetentionDays = logs.RetentionDays.THREE_MONTHS,
         template: str | None = None,
+        network: PlatformNetwork | None = None,
     ) -> None:
         super().__init__(scope, id)
         if not 1 <= workers_per_task <= 3:
@@ -53,6 +55,7 @@ class HumanReview(Construct):
         function = PlatformFunction(
             self, "FlowFunction", entry="human_review_flow", runtime_packages=["human_review"], key=key,
             description="Human review: A2I task UI and flow definition (custom resource)", log_retention=log_retention,
+            network=network,
         )
         arn = lambda kind: f"arn:{stack.partition}:sagemaker:{stack.region}:{stack.account}:{kind}/{name_prefix}-review-*"  # noqa: E731
         function.role.add_to_policy(iam.PolicyStatement(

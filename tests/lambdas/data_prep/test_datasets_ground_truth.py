@@ -176,9 +176,9 @@ def test_ner_and_qa_outputs_become_instruction_records() -> None:
 
 
 def test_labeling_request_is_validated() -> None:
-    with pytest.raises(ValueError, match="'labels' is required"):
+    with pytest.raises(ValueError, match="labeling request: labels: at least one label is required for text-classification"):
         gt.start_labeling({"job_name": "j", "task_type": "text-classification", "document_ids": ["a"], "dataset": "d"}, s3=None, sagemaker=None, settings=SETTINGS)
-    with pytest.raises(ValueError, match="'dataset' is required"):
+    with pytest.raises(ValueError, match="labeling request: dataset: Field required"):
         gt.start_labeling({"job_name": "j", "task_type": "question-answer", "document_ids": ["a"]}, s3=None, sagemaker=None, settings=SETTINGS)
 
 

@@ -11,7 +11,7 @@ from aws_cdk.assertions import Match
 from llmops.config import ConfigError
 from tests.helpers import config_with, make_app, synth_stage, template_of
 
-ONLY_FINE_TUNING = {"capabilities": {"rag": False, "prompt_catalog": False, "data_prep": False}}
+ONLY_FINE_TUNING = {"capabilities": {"rag": False, "prompt_catalog": False, "data_prep": False, "human_review": False}}
 
 
 @pytest.fixture(scope="module")

@@ -116,6 +116,6 @@ def test_every_resource_is_tagged(dev):
 
 def test_configured_endpoints_only(tmp_path):
     stage = synth_stage("dev", {"network": {"interface_endpoints": ["sts"]}, "capabilities": {
-        "data_prep": False, "prompt_catalog": False, "rag": False, "fine_tuning": False}})
+        "data_prep": False, "prompt_catalog": False, "rag": False, "fine_tuning": False, "human_review": False}})
     template = template_of(stage.foundation)
     assert len(template.find_resources("AWS::EC2::VPCEndpoint", {"Properties": {"VpcEndpointType": "Interface"}})) == 1

@@ -10,7 +10,7 @@ from aws_cdk.assertions import Match
 from llmops.stacks.prompt_catalog import PROMPTS_DIR, prompts_hash
 from tests.helpers import config_with, make_app, synth_stage, template_of
 
-ONLY_PROMPTS = {"capabilities": {"rag": False, "data_prep": False, "fine_tuning": False, "prompt_catalog": True}}
+ONLY_PROMPTS = {"capabilities": {"rag": False, "data_prep": False, "fine_tuning": False, "prompt_catalog": True, "human_review": False}}
 
 
 @pytest.fixture(scope="module")
@@ -159,7 +159,7 @@ def test_api_invoke_grants_name_each_method():
 
 
 def test_rag_query_gets_render_access_only():
-    stage = synth_stage("dev", {"capabilities": {"data_prep": False, "fine_tuning": False, "rag": True, "prompt_catalog": True}})
+    stage = synth_stage("dev", {"capabilities": {"data_prep": False, "fine_tuning": False, "rag": True, "prompt_catalog": True, "human_review": False}})
     rag = template_of(stage.rag)
     catalog_statements = [
         s

@@ -11,7 +11,7 @@ from llmops.config import ConfigError
 from llmops.stacks.rag import check_rag_config
 from tests.helpers import config_with, synth_stage, template_of
 
-ONLY_RAG = {"capabilities": {"data_prep": False, "prompt_catalog": False, "fine_tuning": False}}
+ONLY_RAG = {"capabilities": {"data_prep": False, "prompt_catalog": False, "fine_tuning": False, "human_review": False}}
 
 
 def stage(env: str, **overrides):
@@ -193,7 +193,7 @@ def test_rag_config_errors_name_the_field(overrides, message):
 
 
 def test_query_function_renders_from_the_prompt_catalog_when_it_is_on():
-    rag_stage = synth_stage("dev", {"capabilities": {"data_prep": False, "fine_tuning": False}})
+    rag_stage = synth_stage("dev", {"capabilities": {"data_prep": False, "fine_tuning": False, "human_review": False}})
     template = template_of(rag_stage.rag)
     query = functions(template)["lambdas.rag_query.handler.handler"]["Properties"]["Environment"]["Variables"]
     assert "PROMPT_TABLE_NAME" in query
