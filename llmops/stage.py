@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from aws_cdk import Environment, Stack, Stage, Tags
 from constructs import Construct
 
@@ -84,13 +86,17 @@ class LlmOpsStage(Stage):
                 description=f"LLMOps {cfg.name}: A2I review of LLM answers, routing, results into datasets",
             )
 
-        for key, value in {
-            "project": cfg.project,
-            "environment": cfg.name,
-            "cost-centre": cfg.cost_centre,
-            "owner": cfg.owner,
-        }.items():
+        tags = {"project": cfg.project, "environment": cfg.name, "cost-centre": cfg.cost_centre, "owner": cfg.owner}
+        for key, value in tags.items():
             Tags.of(self).add(key, value)
+        # Jobs the functions start at run time (labeling, training) carry the same tags.
+        from llmops.constructs.core.platform_function import PlatformFunction
+
+        cost_tags = json.dumps(tags, sort_keys=True)
+        for stack in self.stacks:
+            for child in stack.node.find_all():
+                if isinstance(child, PlatformFunction):
+                    child.add_environment("COST_TAGS", cost_tags)
         self.rule_packs = add_rule_packs(self, cfg) if nag else []
 
     @property

@@ -23,6 +23,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from lambdas.runtime.cost_tags import cost_tags
 from lambdas.runtime.data_prep.spans import split_by_bytes
 
 TASK_TYPES = ("text-classification", "named-entity-recognition", "question-answer")
@@ -387,6 +388,7 @@ def start_labeling(request: dict[str, Any], *, s3: Any, sagemaker: Any, settings
     )
     kwargs = create_labeling_job_kwargs(req)
     kwargs["Tags"].append({"Key": "llmops:dataset", "Value": req_in.dataset})
+    kwargs["Tags"] += cost_tags()  # cost allocation reports see labeling jobs like stack resources
     response = sagemaker.create_labeling_job(**kwargs)
     return {
         "labeling_job_arn": response["LabelingJobArn"],

@@ -109,3 +109,19 @@ def test_prod_keeps_the_isolated_posture():
         "AWS::EC2::VPCEndpoint", {"Properties": {"VpcEndpointType": "Interface"}})
     assert len(endpoints) == 18
     assert all(len(e["Properties"]["SubnetIds"]) == 3 for e in endpoints.values())
+
+
+def test_every_function_carries_the_cost_tags_for_the_jobs_it_starts():
+    import json as _json
+
+    from lambdas.runtime.cost_tags import cost_tags
+
+    stage = synth_stage("dev")
+    for stack in stage.stacks:
+        for res in Template.from_stack(stack).find_resources("AWS::Lambda::Function").values():
+            if not res["Properties"].get("Handler", "").startswith("lambdas."):
+                continue
+            tags = _json.loads(res["Properties"]["Environment"]["Variables"]["COST_TAGS"])
+            assert tags == {"project": "llmops", "environment": "dev", "cost-centre": "ml-platform", "owner": "platform-team"}
+            assert {t["Key"] for t in cost_tags({"COST_TAGS": _json.dumps(tags)})} == set(tags)
+    assert cost_tags({"COST_TAGS": "{not json"}) == [] and cost_tags({}) == []
