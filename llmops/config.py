@@ -118,6 +118,7 @@ class CapabilitiesConfig(_Model):
     rag: bool = True
     fine_tuning: bool = True
     human_review: bool = False  # needs a workteam: data_prep.workteam or human_review.workteam_arn
+    monitoring: bool = True
 
 
 class VectorStoreConfig(_Model):
@@ -523,6 +524,38 @@ class AlertsConfig(_Model):
         return value
 
 
+MONITORED_METRICS = (
+    "relevance", "hallucination", "toxicity", "sentiment", "readability", "repetition", "refusal", "jailbreak",
+    "injection", "prompt_tokens", "response_tokens", "top_score",
+)
+
+
+class DriftConfig(_Model):
+    metrics: tuple[str, ...] = ("relevance", "hallucination", "toxicity", "refusal")
+    psi_threshold: float = Field(0.2, gt=0, le=10)  # population stability index; 0.1-0.2 moderate, > 0.2 large shift
+    ks_threshold: float = Field(0.2, gt=0, le=1)  # two-sample Kolmogorov-Smirnov statistic
+    evaluation_periods: int = Field(1, ge=1, le=24)  # drift results (one per scoring window) in a row before the alarm
+
+    @field_validator("metrics")
+    @classmethod
+    def _metrics(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = sorted(set(value) - set(MONITORED_METRICS))
+        if unknown:
+            raise ValueError(f"unknown metric(s) {unknown}; allowed: {', '.join(MONITORED_METRICS)}")
+        return tuple(dict.fromkeys(value))
+
+
+class RetrainingConfig(_Model):
+    enabled: bool = True  # a drift alarm asks for a fine-tuning run of its use case
+    cooldown_hours: int = Field(168, ge=1, le=8760)  # at most one run per use case per cooldown
+    require_approval: bool = True  # the run waits for `llmops monitor approve-retraining`
+
+
+class MonitoringConfig(_Model):
+    drift: DriftConfig = DriftConfig()
+    retraining: RetrainingConfig = RetrainingConfig()
+
+
 class NagPacksConfig(_Model):
     hipaa: bool = False
     nist_800_53_r5: bool = False
@@ -659,6 +692,7 @@ class EnvironmentConfig(_Model):
     cost: CostConfig = CostConfig()
     human_review: HumanReviewConfig = HumanReviewConfig()
     experiments: dict[str, ExperimentConfig] = {}
+    monitoring: MonitoringConfig = MonitoringConfig()
     log_retention_days: Literal[1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653] = 90
 
     @field_validator("account")

@@ -75,6 +75,15 @@ class LlmOpsStage(Stage):
                 stack_name=f"{cfg.name_prefix}-fine-tuning",
                 description=f"LLMOps {cfg.name}: fine-tuning pipelines, model registry and approvals",
             )
+        if caps.monitoring:
+            from llmops.stacks.monitoring import MonitoringStack
+
+            self.monitoring = MonitoringStack(
+                self, "Monitoring", foundation=foundation, env_config=cfg, stack_name=f"{cfg.name_prefix}-monitoring",
+                description=f"LLMOps {cfg.name}: drift alarms, metrics table, retraining loop",
+            )
+            if getattr(self, "fine_tuning", None) is not None:
+                self.monitoring.add_dependency(self.fine_tuning)  # starts its pipelines
         if caps.human_review:
             from llmops.stacks.human_review import HumanReviewStack
 

@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "llmops.cli.delivery",
     "llmops.cli.review",
     "llmops.cli.experiments",
+    "llmops.cli.monitor_retraining",
 )
 OPTIONAL_COMMAND_MODULES = (
     "llmops.cli.local_rag",
