@@ -16,8 +16,13 @@ SOURCE_FIELDS = (
     "chunk_index",
     "content_hash",
 )
+# Chunk metadata naming the S3 object version that was indexed and the S3 event sequencer that
+# wrote it: out-of-order events are ordered against these (store.py, s3_ingest.py).
+INDEXED_VERSION = "indexed_version"
+INDEXED_SEQUENCER = "indexed_sequencer"
 # Optional user metadata copied from the document onto each chunk and usable as a filter.
-USER_FIELDS = ("language", "document_type", "tenant")
+# No tenant field: one deployment serves one tenant (docs/rag.md, "Tenancy").
+USER_FIELDS = ("language", "document_type")
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,15 @@ import psycopg
 from psycopg.adapt import Dumper
 from psycopg.pq import Format
 
-from lambdas.runtime.rag.model import Chunk, Hit
-from lambdas.runtime.rag.store import FilterValue, check_filters
+from lambdas.runtime.rag.model import INDEXED_SEQUENCER, INDEXED_VERSION, Chunk, Hit
+from lambdas.runtime.rag.store import (
+    FILTER_FIELDS,
+    FilterValue,
+    StoredDocument,
+    Superseded,
+    check_filters,
+    sequencer_is_older,
+)
 
 DEFAULT_TABLE = "rag_chunks"
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,54}$")  # leaves room for index-name suffixes
@@ -43,9 +50,7 @@ def _vector_dumper(oid: int) -> type[Dumper]:
 
 
 class PgVectorStore:
-    FILTERABLE_FIELDS = frozenset(
-        {"document_id", "source_bucket", "source_key", "source_version", "page", "language", "document_type", "tenant"}
-    )
+    FILTERABLE_FIELDS = frozenset(FILTER_FIELDS)
 
     def __init__(
         self,
@@ -171,7 +176,17 @@ class PgVectorStore:
             self._vector_oid = conn.execute("SELECT 'vector'::regtype::oid").fetchone()[0]
             conn.adapters.register_dumper(None, _vector_dumper(self._vector_oid))
 
-    def upsert(self, document_id: str, chunks: Sequence[Chunk]) -> int:
+    def _check_order(self, conn: psycopg.Connection, document_id: str, sequencer: str | None) -> None:
+        """Under the document's lock: refuse an event older than the one that wrote the stored chunks."""
+        if not sequencer:
+            return
+        row = conn.execute(
+            f"SELECT metadata->>'{INDEXED_SEQUENCER}' FROM {self.table} WHERE document_id = %s LIMIT 1", (document_id,)
+        ).fetchone()
+        if row is not None and sequencer_is_older(sequencer, row[0]):
+            raise Superseded(f"{document_id} was written by event {row[0]}, later than {sequencer}")
+
+    def upsert(self, document_id: str, chunks: Sequence[Chunk], *, sequencer: str | None = None) -> int:
         for chunk in chunks:
             if chunk.document_id != document_id:
                 raise ValueError(f"chunk {chunk.chunk_id} belongs to {chunk.document_id!r}, not {document_id!r}")
@@ -183,6 +198,7 @@ class PgVectorStore:
             with conn.transaction():
                 # Two deliveries of the same S3 event must not interleave their delete and insert.
                 conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (document_id,))
+                self._check_order(conn, document_id, sequencer)
                 conn.execute(f"DELETE FROM {self.table} WHERE document_id = %s", (document_id,))
                 with conn.cursor().copy(
                     f"COPY {self.table} (chunk_id, document_id, content, metadata, embedding) FROM STDIN (FORMAT BINARY)"
@@ -194,10 +210,11 @@ class PgVectorStore:
 
         return self._run(work)
 
-    def delete_document(self, document_id: str) -> int:
+    def delete_document(self, document_id: str, *, sequencer: str | None = None) -> int:
         def work(conn: psycopg.Connection) -> int:
             with conn.transaction():
                 conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (document_id,))
+                self._check_order(conn, document_id, sequencer)
                 return conn.execute(f"DELETE FROM {self.table} WHERE document_id = %s", (document_id,)).rowcount
 
         return self._run(work)
@@ -238,6 +255,14 @@ class PgVectorStore:
                 for row in conn.execute(f"SELECT chunk_id FROM {self.table} WHERE document_id = %s", (document_id,))
             }
         )
+
+    def document_state(self, document_id: str) -> StoredDocument | None:
+        rows = self._run(lambda conn: conn.execute(
+            f"SELECT chunk_id, metadata->>'{INDEXED_VERSION}', metadata->>'{INDEXED_SEQUENCER}' "
+            f"FROM {self.table} WHERE document_id = %s", (document_id,)).fetchall())
+        if not rows:
+            return None
+        return StoredDocument(frozenset(r[0] for r in rows), rows[0][1], rows[0][2])
 
     def document_ids(self, prefix: str = "") -> set[str]:
         pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
