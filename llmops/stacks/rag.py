@@ -34,6 +34,12 @@ from llmops.stacks.foundation import FoundationStack, removal_policy
 INGEST_PREFIXES = ("uploads/", "curated/")
 QUARANTINE_PREFIX = "quarantine/"
 INGEST_MAX_CONCURRENCY = 5
+# API Gateway REST ends an integration at 29 s: the function stops first, so the caller gets its
+# answer or its 503, never a gateway timeout. The database connect wait fits inside with room for
+# a cold start (~3 s) and the secret read (docs/rag.md, "Timeouts").
+API_INTEGRATION_LIMIT_S = 29
+QUERY_TIMEOUT_S = 28
+QUERY_DB_CONNECT_TIMEOUT_S = 20
 # Output dimensions of the Bedrock embedding models whose sizes are fixed or a known set.
 BEDROCK_EMBEDDING_DIMENSIONS = {
     "amazon.titan-embed-text-v2:0": (256, 512, 1024),
@@ -54,11 +60,15 @@ def check_rag_config(cfg: EnvironmentConfig) -> None:
                 f"{where}.vector_store.dimension: {rag.embedding_model_id} returns {'/'.join(map(str, allowed))} "
                 f"dimensions, got {cfg.vector_store.dimension}; allowed: {', '.join(map(str, allowed))}"
             )
-    needed = {"sqs", "kms"}
+    needed = {"kms"}
     for provider in {rag.embedding_provider, rag.llm_provider}:
         needed.add("bedrock_runtime" if provider == "bedrock" else "sagemaker_runtime")
     if cfg.vector_store.backend == "aurora-pgvector":
         needed.add("secrets_manager")
+    if cfg.vector_store.backend == "kendra":
+        needed.add("kendra")  # Retrieve from the query function; Kendra fills itself, so no ingest queue
+    else:
+        needed.add("sqs")  # the ingest function dead-letters quarantined documents
     missing = sorted(needed - set(cfg.network.interface_endpoints))
     if missing and not cfg.network.existing_vpc_id:
         raise ConfigError(
@@ -124,12 +134,15 @@ class RagStack(Stack):
             query_env["LLM_ENDPOINT_NAME"] = self.llm_endpoint
         else:
             query_env["LLM_MODEL_ID"] = rag.llm_model_id
+        if cfg.vector_store.backend == "aurora-pgvector":
+            # A resuming Aurora (~15 s) still connects; a longer wait ends as a 503 inside the API limit.
+            query_env["PG_CONNECT_TIMEOUT"] = str(QUERY_DB_CONNECT_TIMEOUT_S)
         if prompt_catalog is not None:  # else the default template in code (prompt "rag-answer", version 0)
             query_env["PROMPT_TABLE_NAME"] = prompt_catalog.table_name
         self.query_function = PlatformFunction(
             self, "QueryFunction", entry="rag_query", runtime_packages=["rag", "prompt_catalog"], key=key, network=network,
             description="RAG query: embed, retrieve, prompt, generate, cite", environment=query_env,
-            memory_size=1024, timeout=Duration.seconds(29), log_retention=log_retention,
+            memory_size=1024, timeout=Duration.seconds(QUERY_TIMEOUT_S), log_retention=log_retention,
         )
         self.store.grant_read(self.query_function)
         self._grant_embeddings(self.query_function)

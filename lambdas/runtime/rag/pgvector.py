@@ -23,12 +23,16 @@ from lambdas.runtime.rag.store import (
     FILTER_FIELDS,
     FilterValue,
     StoredDocument,
+    StoreUnavailable,
     Superseded,
     check_filters,
     sequencer_is_older,
 )
 
 DEFAULT_TABLE = "rag_chunks"
+# An auto-paused Aurora Serverless v2 cluster takes ~15 s to resume. The query function sets
+# PG_CONNECT_TIMEOUT below its API budget (docs/rag.md, "Timeouts"); ingestion keeps this default.
+DEFAULT_CONNECT_TIMEOUT = 30
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,54}$")  # leaves room for index-name suffixes
 
 
@@ -61,12 +65,16 @@ class PgVectorStore:
         hnsw_m: int = 16,
         hnsw_ef_construction: int = 64,
         ef_search: int = 64,
+        connect_timeout: int = DEFAULT_CONNECT_TIMEOUT,
     ) -> None:
         if not _IDENTIFIER.match(table):
             raise ValueError(f"PG_TABLE {table!r} must be a lowercase SQL identifier (letters, digits, _; max 55)")
         if not 1 <= dimension <= 16000:
             raise ValueError(f"EMBEDDING_DIMENSION must be between 1 and 16000, got {dimension}")
-        self._connect = (lambda: psycopg.connect(connect)) if isinstance(connect, str) else connect
+        self.connect_timeout = connect_timeout
+        self._connect = (
+            (lambda: psycopg.connect(connect, connect_timeout=connect_timeout)) if isinstance(connect, str) else connect
+        )
         self.table = table
         self.dimension = dimension
         self.hnsw_m = hnsw_m
@@ -79,9 +87,13 @@ class PgVectorStore:
         """``PG_CONNINFO`` (local) or ``PG_SECRET_ARN`` (an RDS secret: host, port, username, password, dbname)."""
         table = environ.get("PG_TABLE") or DEFAULT_TABLE
         dimension = int(environ.get("EMBEDDING_DIMENSION") or 384)
+        raw_timeout = environ.get("PG_CONNECT_TIMEOUT") or str(DEFAULT_CONNECT_TIMEOUT)
+        if not raw_timeout.isdigit() or not 2 <= int(raw_timeout) <= 120:
+            raise ValueError(f"PG_CONNECT_TIMEOUT must be a whole number of seconds from 2 to 120, got {raw_timeout!r}")
+        timeout = int(raw_timeout)
         conninfo = environ.get("PG_CONNINFO")
         if conninfo:
-            return cls(conninfo, table=table, dimension=dimension)
+            return cls(conninfo, table=table, dimension=dimension, connect_timeout=timeout)
         secret_arn = environ.get("PG_SECRET_ARN")
         if not secret_arn:
             raise ValueError("aurora-pgvector needs PG_SECRET_ARN (or PG_CONNINFO for a local server)")
@@ -96,15 +108,22 @@ class PgVectorStore:
             return psycopg.connect(
                 host=secret["host"], port=int(secret.get("port", 5432)), user=secret["username"],
                 password=secret["password"], dbname=database or secret.get("dbname", "postgres"),
-                sslmode="require", connect_timeout=30,  # an auto-paused Aurora cluster takes ~15 s to resume
+                sslmode="require", connect_timeout=timeout,
             )
 
-        return cls(connect, table=table, dimension=dimension)
+        return cls(connect, table=table, dimension=dimension, connect_timeout=timeout)
 
     # -- connection -------------------------------------------------------------------------
     def _connection(self) -> psycopg.Connection:
         if self._conn is None or self._conn.closed or self._conn.broken:
-            conn = self._connect()
+            try:
+                conn = self._connect()
+            except psycopg.OperationalError as exc:
+                # One attempt only: a retry would double the wait past the caller's time limit.
+                raise StoreUnavailable(
+                    f"the vector database did not accept a connection within {self.connect_timeout} s "
+                    "(an auto-paused Aurora cluster takes about 15 s to resume); retry shortly"
+                ) from exc
             conn.autocommit = True
             conn.execute(f"SET hnsw.ef_search = {int(self.ef_search)}")
             try:
@@ -117,11 +136,13 @@ class PgVectorStore:
         return self._conn
 
     def _run(self, work: Callable[[psycopg.Connection], Any]) -> Any:
-        """Run ``work``; a connection dropped while idle (Lambda freeze, Aurora pause) is reopened once."""
+        """Run ``work``; a kept connection dropped while idle (Lambda freeze, Aurora pause) is reopened once."""
+        reused = self._conn is not None and not self._conn.closed and not self._conn.broken
+        conn = self._connection()
         try:
-            return work(self._connection())
+            return work(conn)
         except psycopg.OperationalError:
-            if self._conn is not None and not self._conn.broken:
+            if not reused or not conn.broken:
                 raise
             self.close()
             return work(self._connection())

@@ -35,6 +35,10 @@ FILTER_FIELDS: dict[str, type] = {
 }
 
 
+class StoreUnavailable(Exception):
+    """The vector store did not accept a connection in time (e.g. Aurora resuming): HTTP 503, SQS retry."""
+
+
 class Superseded(Exception):
     """The index holds a document written by a later S3 event than the one being applied."""
 

@@ -125,3 +125,41 @@ def test_store_from_env_picks_pgvector(pg_conninfo):
 def test_bad_table_name_is_refused():
     with pytest.raises(ValueError, match="PG_TABLE"):
         PgVectorStore("host=127.0.0.1", table="chunks; DROP TABLE x")
+
+
+def test_a_database_that_does_not_answer_is_store_unavailable_after_one_attempt():
+    import socket
+
+    from lambdas.runtime.rag.store import StoreUnavailable
+
+    # A server that accepts TCP connections and never speaks: what a resuming cluster looks like.
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    port = listener.getsockname()[1]
+    accepted = []
+
+    def accept():
+        while True:
+            try:
+                accepted.append(listener.accept()[0])
+            except OSError:
+                return
+
+    threading.Thread(target=accept, daemon=True).start()
+    store = store_from_env({"VECTOR_STORE_BACKEND": "aurora-pgvector", "PG_CONNECT_TIMEOUT": "2",
+                            "PG_CONNINFO": f"host=127.0.0.1 port={port} dbname=x user=x sslmode=disable"})
+    try:
+        with pytest.raises(StoreUnavailable, match="within 2 s"):
+            store.search([0.1] * 384, 3)
+        assert len(accepted) == 1  # never retried: a second wait would overrun the API's limit
+    finally:
+        listener.close()
+        for conn in accepted:
+            conn.close()
+
+
+@pytest.mark.parametrize("value", ["0", "abc", "1000"])
+def test_connect_timeout_must_be_sensible(value):
+    with pytest.raises(ValueError, match="PG_CONNECT_TIMEOUT"):
+        store_from_env({"VECTOR_STORE_BACKEND": "aurora-pgvector", "PG_CONNECT_TIMEOUT": value, "PG_CONNINFO": "x"})

@@ -163,7 +163,8 @@ def test_bedrock_models_are_granted_by_model_arn():
 
 
 def test_kendra_backend_has_no_ingestion_queue():
-    template = template_of(stage("staging", vector_store={"backend": "kendra"}).rag)
+    template = template_of(stage("staging", vector_store={"backend": "kendra"},
+                                 network={"interface_endpoints": KENDRA_ENDPOINTS}).rag)
     template.resource_count_is("AWS::Kendra::Index", 1)
     template.resource_count_is("AWS::SQS::Queue", 0)
     query = functions(template)["lambdas.rag_query.handler.handler"]["Properties"]["Environment"]["Variables"]
@@ -228,3 +229,42 @@ def flat_join(value):
     if "Fn::Join" in value:
         return value["Fn::Join"][0].join(flat_join(v) for v in value["Fn::Join"][1])
     return "<ref>"
+
+
+KENDRA_ENDPOINTS = ["kms", "sagemaker_runtime", "kendra", "cloudwatch_logs", "xray"]
+
+
+def test_kendra_backend_needs_the_kendra_endpoint_at_synth():
+    with pytest.raises(ConfigError, match=r"network.interface_endpoints: .*need kendra"):
+        check_rag_config(config_with("staging", {"vector_store": {"backend": "kendra"},
+                                                 "network": {"interface_endpoints": ["kms", "sagemaker_runtime"]}}).get("staging"))
+    # No ingestion queue with Kendra: sqs is not required.
+    check_rag_config(config_with("staging", {"vector_store": {"backend": "kendra"},
+                                             "network": {"interface_endpoints": KENDRA_ENDPOINTS}}).get("staging"))
+
+
+def test_kendra_query_function_can_reach_kendra():
+    built = stage("staging", vector_store={"backend": "kendra"}, network={"interface_endpoints": KENDRA_ENDPOINTS})
+    rag, foundation = template_of(built.rag), template_of(built.foundation)
+    endpoints = foundation.find_resources("AWS::EC2::VPCEndpoint", {"Properties": {"VpcEndpointType": "Interface"}})
+    kendra = [e for e in endpoints.values() if "kendra" in json.dumps(e["Properties"]["ServiceName"])
+              and "ranking" not in json.dumps(e["Properties"]["ServiceName"])]
+    assert len(kendra) == 1 and kendra[0]["Properties"]["PrivateDnsEnabled"] is True
+    # The endpoint admits HTTPS from the VPC, where the query function runs.
+    groups = foundation.find_resources("AWS::EC2::SecurityGroup")
+    endpoint_group = next(iter(as_list(kendra[0]["Properties"]["SecurityGroupIds"])))["Fn::GetAtt"][0]
+    ingress = groups[endpoint_group]["Properties"]["SecurityGroupIngress"]
+    assert {"CidrIp": "10.40.0.0/16", "FromPort": 443, "ToPort": 443, "IpProtocol": "tcp"}.items() <= ingress[0].items()
+    query = functions(rag)["lambdas.rag_query.handler.handler"]["Properties"]
+    assert query["VpcConfig"]["SubnetIds"] and query["VpcConfig"]["SecurityGroupIds"]
+    retrieve = [s for s in statements(rag) if "kendra:Retrieve" in as_list(s["Action"])]
+    assert len(retrieve) == 1 and "index/" in json.dumps(retrieve[0]["Resource"])
+
+
+def test_query_timeouts_fit_inside_the_api_limit(dev):
+    from llmops.stacks.rag import API_INTEGRATION_LIMIT_S
+
+    query = functions(dev)["lambdas.rag_query.handler.handler"]["Properties"]
+    connect = int(query["Environment"]["Variables"]["PG_CONNECT_TIMEOUT"])
+    assert connect >= 16  # a resuming Aurora cluster (~15 s) still gets its connection
+    assert connect + 5 <= query["Timeout"] < API_INTEGRATION_LIMIT_S  # then a 503 before the gateway gives up
