@@ -40,6 +40,13 @@ INGEST_MAX_CONCURRENCY = 5
 API_INTEGRATION_LIMIT_S = 29
 QUERY_TIMEOUT_S = 28
 QUERY_DB_CONNECT_TIMEOUT_S = 20
+# Ingest sizing from measured figures (docs/benchmarks.md, "RAG ingest sizing"): a 50 MB text
+# document is ~55k chunks, ~80 s to load and chunk, ~320 MB peak plus ~230 MB of float32 vectors
+# at 1024 dimensions; 2 GB holds that with room for the runtime and a PDF parser. A batch is as many
+# worst-case documents as fit the 15-minute limit at the embedding rates stated there.
+INGEST_MEMORY_MB = 2048
+INGEST_TIMEOUT_S = 900
+INGEST_BATCH_SIZE = {"sagemaker": 3, "bedrock": 1}  # Bedrock Titan embeds one text per call
 # Output dimensions of the Bedrock embedding models whose sizes are fixed or a known set.
 BEDROCK_EMBEDDING_DIMENSIONS = {
     "amazon.titan-embed-text-v2:0": (256, 512, 1024),
@@ -158,10 +165,10 @@ class RagStack(Stack):
         self.dead_letter_queue = DeadLetterQueue(
             self, "IngestDeadLetterQueue", key=key, purpose="the RAG ingestion queue and its EventBridge rule"
         )
-        ingest_timeout = Duration.minutes(5)
+        ingest_timeout = Duration.seconds(INGEST_TIMEOUT_S)
         self.queue = sqs.Queue(
             self, "IngestQueue", encryption=sqs.QueueEncryption.KMS, encryption_master_key=key, enforce_ssl=True,
-            visibility_timeout=Duration.minutes(30),  # six times the function timeout, as Lambda advises
+            visibility_timeout=Duration.seconds(6 * INGEST_TIMEOUT_S),  # six times the function timeout, as Lambda advises
             retention_period=Duration.days(4),
             dead_letter_queue=sqs.DeadLetterQueue(queue=self.dead_letter_queue, max_receive_count=3),
         )
@@ -190,11 +197,12 @@ class RagStack(Stack):
                 "QUARANTINE_PREFIX": QUARANTINE_PREFIX,
                 "DLQ_URL": self.dead_letter_queue.queue_url,
             },
-            memory_size=1024, timeout=ingest_timeout, log_retention=log_retention,
+            memory_size=INGEST_MEMORY_MB, timeout=ingest_timeout, log_retention=log_retention,
         )
         fn = self.ingest_function
         fn.function.add_event_source(sources.SqsEventSource(
-            self.queue, batch_size=10, max_batching_window=Duration.seconds(5), report_batch_item_failures=True,
+            self.queue, batch_size=INGEST_BATCH_SIZE.get(rag.embedding_provider, 1),
+            max_batching_window=Duration.seconds(5), report_batch_item_failures=True,
             max_concurrency=INGEST_MAX_CONCURRENCY,  # bounds the load on the embedding endpoint and the store
         ))
         for prefix in INGEST_PREFIXES:

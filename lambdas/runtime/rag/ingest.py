@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -77,12 +78,15 @@ class IngestionPipeline:
         if held is not None and chunks and held.version == version and held.chunk_ids == {c.chunk_id for c in chunks}:
             return IngestOutcome(document_id, "unchanged", len(chunks))
         started = time.perf_counter()
-        vectors: list[list[float]] = []
+        # float32 arrays, not lists of Python floats: 4 bytes a value instead of ~32, so a 50 MB
+        # document's ~55k vectors fit the function's memory (docs/benchmarks.md, "RAG ingest sizing").
+        vectors: list[array[float]] = []
         for start in range(0, len(chunks), self.embed_batch_size):
-            vectors.extend(self.embedder.embed_documents([c.text for c in chunks[start : start + self.embed_batch_size]]))
+            batch = self.embedder.embed_documents([c.text for c in chunks[start : start + self.embed_batch_size]])
+            vectors.extend(array("f", v) for v in batch)
         if len(vectors) != len(chunks):
             raise EmbeddingError(f"the embedder returned {len(vectors)} vectors for {len(chunks)} chunks")
-        embedded = [dataclasses.replace(c, vector=tuple(v)) for c, v in zip(chunks, vectors)]
+        embedded = [dataclasses.replace(c, vector=v) for c, v in zip(chunks, vectors)]
         embed_seconds = time.perf_counter() - started
         started = time.perf_counter()
         try:

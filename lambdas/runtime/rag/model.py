@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,7 +39,7 @@ class Chunk:
     document_id: str
     text: str
     metadata: dict[str, Any] = field(default_factory=dict)
-    vector: tuple[float, ...] | None = None
+    vector: Sequence[float] | None = None  # a tuple, or a float32 array.array from ingestion
 
 
 @dataclass(frozen=True)

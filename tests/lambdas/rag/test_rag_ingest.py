@@ -301,3 +301,22 @@ def test_malformed_json_documents_are_quarantined_with_a_reason_and_the_batch_go
     reason = json.loads(s3.get_object(Bucket=BUCKET, Key=f"quarantine/{key}.reason.json")["Body"].read())
     assert names in reason["message"]
     assert store.document_ids() == {document_id_for(BUCKET, "uploads/policy.md")}
+
+
+def test_vectors_are_held_as_float32_arrays_while_a_document_is_written(store, embedder):
+    from array import array
+
+    from lambdas.runtime.rag.loaders import SourceRef
+
+    written = []
+
+    class Recording(type(store)):
+        def upsert(self, document_id, chunks, *, sequencer=None):
+            written.extend(chunks)
+            return super().upsert(document_id, chunks, sequencer=sequencer)
+
+    recording = Recording.__new__(Recording)
+    recording.__dict__.update(store.__dict__)
+    IngestionPipeline(recording, embedder).ingest_bytes("d", "policy.md", POLICY_MD.encode(), SourceRef(None, "policy.md"))
+    assert written and all(isinstance(c.vector, array) and c.vector.typecode == "f" for c in written)
+    assert store.count() == len(written)  # and they reach the database intact

@@ -75,8 +75,23 @@ def test_queues_are_cmk_encrypted_with_a_dead_letter_queue(dev):
 
 def test_ingest_function_reports_partial_batch_failures(dev):
     dev.has_resource_properties("AWS::Lambda::EventSourceMapping", {
-        "FunctionResponseTypes": ["ReportBatchItemFailures"], "BatchSize": 10,
+        "FunctionResponseTypes": ["ReportBatchItemFailures"], "BatchSize": 3,
         "ScalingConfig": {"MaximumConcurrency": 5}})
+
+
+def test_ingest_is_sized_for_the_largest_document_it_accepts(dev):
+    from lambdas.runtime.rag.loaders import DEFAULT_MAX_DOCUMENT_BYTES
+    from llmops.stacks.rag import INGEST_BATCH_SIZE
+
+    ingest = functions(dev)["lambdas.rag_ingest.handler.handler"]["Properties"]
+    # Measured (docs/benchmarks.md): 50 MB of text ~ 320 MB peak + ~230 MB of 1024-d float32 vectors.
+    assert DEFAULT_MAX_DOCUMENT_BYTES == 50 * 1024 * 1024 and ingest["MemorySize"] >= 2 * (320 + 230)
+    assert ingest["Timeout"] == 900
+    queue = next(q for q in dev.find_resources("AWS::SQS::Queue").values()
+                 if q["Properties"].get("RedrivePolicy"))["Properties"]
+    assert queue["VisibilityTimeout"] == 6 * ingest["Timeout"]
+    # Worst case per document at the stated rates: ~80 s chunking + embedding of ~55k chunks.
+    assert INGEST_BATCH_SIZE == {"sagemaker": 3, "bedrock": 1}
 
 
 @pytest.mark.parametrize("env,backend_vars", [
