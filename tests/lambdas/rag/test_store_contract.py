@@ -97,3 +97,21 @@ def test_kendra_offers_a_subset_and_names_what_it_cannot_filter():
         "EqualsTo": {"Key": "_language_code", "Value": {"StringValue": "en"}}}
     with pytest.raises(ValueError, match="unknown filter field.*page"):
         kendra.retrieve_request("q", 3, {"page": 1})
+
+
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+JSON_VALUES = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=20),
+                        st.lists(st.integers(), max_size=3), st.dictionaries(st.text(max_size=3), st.integers(), max_size=2))
+
+
+@given(name=st.sampled_from(sorted(FILTER_FIELDS)), value=JSON_VALUES)
+def test_a_filter_is_accepted_exactly_when_its_value_has_the_fields_type(name, value):
+    expected = FILTER_FIELDS[name]
+    fits = isinstance(value, expected) and not isinstance(value, bool)
+    if fits:
+        assert check_filters({name: value}, frozenset(FILTER_FIELDS)) == {name: value}
+    else:
+        with pytest.raises(ValueError, match=name):
+            check_filters({name: value}, frozenset(FILTER_FIELDS))
