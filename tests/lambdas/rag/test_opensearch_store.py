@@ -370,3 +370,21 @@ def test_knn_search_returns_stored_chunks_matching_the_filters(aoss, store):
     hits = store.search([0.1, 0.2, 0.3, 0.4], 5, {"page": 2})
     assert [h.chunk.chunk_id for h in hits] == ["doc-1:1:h1"] and hits[0].chunk.metadata["language"] == "de"
     assert "vector" not in aoss.of("POST", "/rag-chunks/_search")[-1].json()["_source"].get("includes", [])
+
+
+def test_reingesting_an_unchanged_document_writes_nothing(aoss, embedder):
+    from lambdas.runtime.rag.ingest import IngestionPipeline
+    from lambdas.runtime.rag.loaders import SourceRef
+
+    store = OpenSearchVectorStore(make_client(aoss.url, REGION, credentials=CREDS), "rag-chunks", dimension=384,
+                                  settle_seconds=0)
+    pipeline = IngestionPipeline(store, embedder)
+    source = SourceRef("b", "uploads/a.md", "v1", "0A")
+    text = ("# Refunds\n\nCustomers may ask for a refund within 30 days. " * 20).encode()
+    assert pipeline.ingest_bytes("doc-a", "a.md", text, source).status == "indexed"
+    bulks = len(aoss.of("POST", "/_bulk"))
+    assert pipeline.ingest_bytes("doc-a", "a.md", text, source).status == "unchanged"
+    assert len(aoss.of("POST", "/_bulk")) == bulks
+    # A new version with the same text is written again, so the index names the version S3 holds.
+    assert pipeline.ingest_bytes("doc-a", "a.md", text, SourceRef("b", "uploads/a.md", "v2", "0B")).status == "indexed"
+    assert store.document_state("doc-a").version == "v2"
