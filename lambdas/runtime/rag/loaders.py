@@ -253,14 +253,15 @@ class CuratedSource(_Lenient):
 
 class CuratedMetadata(_Lenient):
     language: StrictStr | None = None
-    classification: StrictStr | None = None
+    # Data prep writes Comprehend's result here (an object); only a plain label becomes document_type.
+    classification: Any = None
 
 
 class CuratedDocument(_Lenient):
     """``llmops.curated-document/v1`` as the data-prep workflow writes it."""
 
     schema_: Literal["llmops.curated-document/v1"] = Field(alias="schema")
-    pages: list[CuratedPage] = Field(min_length=1)
+    pages: list[CuratedPage]
     source: CuratedSource | None = None
     metadata: CuratedMetadata | None = None
 
@@ -294,7 +295,7 @@ def _load_curated(payload: Any) -> LoadedDocument:
     metadata: dict[str, Any] = {}
     if curated.metadata is not None and curated.metadata.language is not None:
         metadata["language"] = curated.metadata.language
-    if curated.metadata is not None and curated.metadata.classification is not None:
+    if curated.metadata is not None and isinstance(curated.metadata.classification, str):
         metadata["document_type"] = curated.metadata.classification
     ref = None
     if curated.source is not None:

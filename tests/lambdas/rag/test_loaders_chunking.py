@@ -107,7 +107,6 @@ def test_chunker_rejects_bad_sizes(size, overlap):
      "metadata"),
     ("g.curated.json", {"schema": "llmops.curated-document/v1", "pages": [{"page": 1, "text": {"x": 1}}]}, "pages.0.text"),
     ("h.curated.json", {"schema": "llmops.curated-document/v1", "pages": [{"page": "1", "text": "t"}]}, "pages.0.page"),
-    ("i.curated.json", {"schema": "llmops.curated-document/v1", "pages": []}, "pages"),
     ("j.curated.json", {"schema": "llmops.curated-document/v1", "pages": [{"page": 1, "text": "t"}], "source": {"key": 5}},
      "source.key"),
 ])
@@ -157,3 +156,22 @@ def test_chunk_offsets_point_at_the_real_place_when_text_repeats(overlap):
     assert starts == sorted(starts) and len(set(starts)) == len(starts)
     # Every character of text lies in some chunk at its real place: nothing is left unplaced.
     assert all(covered[i] for i, ch in enumerate(text) if not ch.isspace())
+
+
+def test_a_curated_document_as_data_prep_writes_it_loads():
+    import json
+
+    from lambdas.runtime.data_prep.curated import build_curated
+    from lambdas.runtime.data_prep.enrich import EnrichedDocument
+    from lambdas.runtime.data_prep.textract import Page as PrepPage
+
+    enriched = EnrichedDocument(
+        pages=[PrepPage(1, "The lease ends in March 2027."), PrepPage(2, "Rent is due monthly.")], language="en",
+        entity_counts={"NAME": 1}, mask="[REDACTED]", entities=[{"type": "DATE", "text": "March 2027", "score": 0.99}],
+        key_phrases=["the lease"],
+        classification={"classes": [{"name": "contract", "score": 0.97}], "labels": []})
+    doc = build_curated(document_id="lease-1", source={"bucket": "raw", "key": "raw/lease.pdf", "version_id": "v3"},
+                        enriched=enriched, extractor="pypdf")
+    loaded = load_document("curated/lease-1.curated.json", json.dumps(doc).encode())
+    assert [(p.number, p.text) for p in loaded.pages] == [(1, "The lease ends in March 2027."), (2, "Rent is due monthly.")]
+    assert loaded.source == SourceRef("raw", "raw/lease.pdf", "v3") and loaded.metadata == {"language": "en"}
