@@ -44,6 +44,7 @@ INTERFACE_ENDPOINTS: dict[str, str] = {
     "bedrock_runtime": "BEDROCK_RUNTIME",
     "xray": "XRAY",
     "rds_data": "RDS_DATA",
+    "kendra": "KENDRA",  # the RAG query function's Retrieve calls with the kendra backend
 }
 
 # SageMaker instance families the platform has profiles for; anything else is a typo or untested.
