@@ -67,6 +67,31 @@ def _is_conditional_failure(exc: Exception) -> bool:
     return getattr(exc, "response", {}).get("Error", {}).get("Code") == "ConditionalCheckFailedException"
 
 
+_TOKEN_PREFIX = "p1:"
+
+
+def encode_page_token(prompt_id: str) -> str:
+    import base64
+
+    return base64.urlsafe_b64encode((_TOKEN_PREFIX + prompt_id).encode()).decode().rstrip("=")
+
+
+def decode_page_token(token: Any) -> str:
+    """The prompt id a ``next_token`` continues after; a token this API did not make is a 400."""
+    import base64
+    import binascii
+
+    if not isinstance(token, str) or not 1 <= len(token) <= 256:
+        raise PromptValidationError("is not a token this API returned", "next_token")
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode("utf-8")
+    except (binascii.Error, ValueError):
+        raise PromptValidationError("is not a token this API returned (not base64url)", "next_token") from None
+    if not raw.startswith(_TOKEN_PREFIX):
+        raise PromptValidationError("is not a token this API returned", "next_token")
+    return check_prompt_id(raw[len(_TOKEN_PREFIX):], "next_token")
+
+
 def parse_targets(raw: Any) -> tuple[AliasTarget, ...]:
     """Validate alias targets (1 version, or 2 with weights summing to 100)."""
     from pydantic import ValidationError
@@ -328,13 +353,22 @@ class PromptCatalogStore:
         )
 
     def list_prompts(self, *, limit: int = 50, after: str | None = None) -> tuple[list[PromptInfo], str | None]:
-        """Prompts in id order; returns (page, next ``after`` token or None)."""
+        """Prompts in id order; returns (page, opaque next token or None).
+
+        A token that this method did not return (malformed, or naming no prompt) raises a
+        ``PromptValidationError`` on ``next_token`` instead of answering an empty page.
+        """
         limit = max(1, min(int(limit), MAX_PAGE))
         kwargs: dict[str, Any] = {}
         if after is not None:
-            check_prompt_id(after, "next_token")
+            last = decode_page_token(after)
+            # Prompts are never deleted, so the prompt a real token names still exists.
+            exists = self._ddb.get_item(TableName=self.table_name, Key={"pk": _pk(last), "sk": {"S": META}},
+                                        ProjectionExpression="pk").get("Item")
+            if not exists:
+                raise PromptValidationError("is not a token this API returned (it names no prompt)", "next_token")
             kwargs["ExclusiveStartKey"] = {
-                "gsi1pk": {"S": LIST_PARTITION}, "gsi1sk": {"S": after}, "pk": _pk(after), "sk": {"S": META},
+                "gsi1pk": {"S": LIST_PARTITION}, "gsi1sk": {"S": last}, "pk": _pk(last), "sk": {"S": META},
             }
         resp = self._ddb.query(
             TableName=self.table_name,
@@ -345,7 +379,7 @@ class PromptCatalogStore:
             **kwargs,
         )
         page = [self._info_from_item(i) for i in resp.get("Items", [])]
-        token = page[-1].prompt_id if resp.get("LastEvaluatedKey") and page else None
+        token = encode_page_token(page[-1].prompt_id) if resp.get("LastEvaluatedKey") and page else None
         return page, token
 
     # ---- aliases --------------------------------------------------------------------------
