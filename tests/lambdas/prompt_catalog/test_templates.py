@@ -198,7 +198,7 @@ def test_bounded_format_specs_render_like_str_format(width):
 
 def test_nested_format_specs_are_refused():
     content = parse_content({**TEXT_CONTENT, "template": "{question:{context}}"})
-    assert [p.field for p in template_problems(content)] == ["template"]
+    assert template_problems(content)[0].field == "template"
 
 
 def test_a_stored_version_with_a_huge_spec_does_not_render_100_mb():
