@@ -331,6 +331,61 @@ class PromptCatalogStore:
         next_before = page[-1]["version"] if len(items) > limit else None
         return page, next_before
 
+    def find_version_by_hash(self, prompt_id: str, content_hash: str) -> int | None:
+        """The lowest version of ``prompt_id`` whose content has ``content_hash``, or None."""
+        check_prompt_id(prompt_id)
+        kwargs: dict[str, Any] = {}
+        while True:
+            resp = self._ddb.query(
+                TableName=self.table_name,
+                KeyConditionExpression="pk = :pk AND begins_with(sk, :v)",
+                ExpressionAttributeValues={":pk": _pk(prompt_id), ":v": {"S": "V#"}},
+                ProjectionExpression="version, content_hash",
+                ConsistentRead=True,
+                **kwargs,
+            )
+            for item in resp.get("Items", []):  # ascending: the first match is the lowest version
+                if item["content_hash"]["S"] == content_hash:
+                    return int(item["version"]["N"])
+            if "LastEvaluatedKey" not in resp:
+                return None
+            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+
+    def update_metadata(self, prompt_id: str, *, description=None, owner=None, tags=None) -> bool:
+        """Write description/owner/tags if they differ from what is stored; returns whether it wrote."""
+        if not self._meta_differs(prompt_id, description, owner, tags):
+            return False
+        self._upsert_meta(prompt_id, self.latest_version_number(prompt_id), description, owner, tags, _now())
+        return True
+
+    # ---- sync-at-deploy state (on the META item) ---------------------------------------------
+
+    def sync_state(self, prompt_id: str) -> dict[str, Any]:
+        """What the last sync published: {content_hash, version, aliases: {alias: revision it wrote}}."""
+        item = self._ddb.get_item(
+            TableName=self.table_name, Key={"pk": _pk(prompt_id), "sk": {"S": META}}, ConsistentRead=True,
+            ProjectionExpression="sync_hash, sync_version, sync_aliases",
+        ).get("Item") or {}
+        if "sync_hash" not in item:
+            return {}
+        return {
+            "content_hash": item["sync_hash"]["S"],
+            "version": int(item["sync_version"]["N"]),
+            "aliases": {name: int(v["N"]) for name, v in item.get("sync_aliases", {}).get("M", {}).items()},
+        }
+
+    def record_sync(self, prompt_id: str, *, content_hash: str, version: int, aliases: dict[str, int]) -> None:
+        self._ddb.update_item(
+            TableName=self.table_name,
+            Key={"pk": _pk(prompt_id), "sk": {"S": META}},
+            UpdateExpression="SET sync_hash = :h, sync_version = :v, sync_aliases = :a",
+            ConditionExpression="attribute_exists(pk)",
+            ExpressionAttributeValues={
+                ":h": {"S": content_hash}, ":v": {"N": str(version)},
+                ":a": {"M": {name: {"N": str(rev)} for name, rev in aliases.items()}},
+            },
+        )
+
     # ---- prompts --------------------------------------------------------------------------
 
     def get_prompt(self, prompt_id: str) -> PromptInfo:
