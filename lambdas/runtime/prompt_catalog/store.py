@@ -492,21 +492,28 @@ class PromptCatalogStore:
                 raise PromptValidationError(f"prompt {prompt_id!r} has no version {target.version}", "targets")
         now = _now()
         revision = expected_revision + 1
-        item = {
-            "pk": _pk(prompt_id),
-            "sk": {"S": f"A#{alias}"},
-            "prompt_id": {"S": prompt_id},
-            "targets": {"L": [{"M": {"version": {"N": str(t.version)}, "weight": {"N": str(t.weight)}}} for t in parsed]},
-            "revision": {"N": str(revision)},
-            "updated_at": {"S": now},
-            "updated_by": {"S": updated_by[:512] or "unknown"},
+        updated_by = updated_by[:512] or "unknown"
+        values: dict[str, Any] = {
+            ":id": {"S": prompt_id},
+            ":t": {"L": [{"M": {"version": {"N": str(t.version)}, "weight": {"N": str(t.weight)}}} for t in parsed]},
+            ":rev": {"N": str(revision)},
+            ":now": {"S": now},
+            ":by": {"S": updated_by},
         }
         if expected_revision == 0:
-            condition: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(pk)"}
+            condition = "attribute_not_exists(pk)"
         else:
-            condition = {"ConditionExpression": "revision = :r", "ExpressionAttributeValues": {":r": {"N": str(expected_revision)}}}
+            condition = "revision = :r"
+            values[":r"] = {"N": str(expected_revision)}
         try:
-            self._ddb.put_item(TableName=self.table_name, Item=item, **condition)
+            # UpdateItem, not PutItem: the IAM policy lets PutItem write only version-shaped items.
+            self._ddb.update_item(
+                TableName=self.table_name,
+                Key={"pk": _pk(prompt_id), "sk": {"S": f"A#{alias}"}},
+                UpdateExpression="SET prompt_id = :id, targets = :t, revision = :rev, updated_at = :now, updated_by = :by",
+                ConditionExpression=condition,
+                ExpressionAttributeValues=values,
+            )
         except Exception as exc:
             if not _is_conditional_failure(exc):
                 raise
@@ -515,7 +522,7 @@ class PromptCatalogStore:
             except AliasNotFound:
                 current = None
             raise AliasConflict(prompt_id, alias, expected_revision, current) from None
-        return Alias(prompt_id, alias, parsed, revision, now, item["updated_by"]["S"])
+        return Alias(prompt_id, alias, parsed, revision, now, updated_by)
 
     def resolve_alias(self, prompt_id: str, alias: str) -> Alias:
         """An alias, with ``latest`` resolved to the highest version."""
