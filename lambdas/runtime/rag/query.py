@@ -143,6 +143,7 @@ class Answer:
     prompt_id: str
     prompt_version: int
     llm_called: bool
+    prompt_hash: str | None = None  # the rendered version's content hash: which exact prompt answered
     model: str | None = None
     note: str | None = None
     prompt_tokens: int | None = None
@@ -234,10 +235,10 @@ class QueryPipeline:
         citations = citations_for(hits)
         if not hits:
             return Answer("No indexed passage matches the question.", [], prompt.prompt_id, prompt.version,
-                          llm_called=False, note="Nothing was retrieved, so no LLM was called.", timings_ms=timings)
+                          llm_called=False, prompt_hash=prompt.content_hash, note="Nothing was retrieved, so no LLM was called.", timings_ms=timings)
         if self.llm is None:
             return Answer(extractive_answer(request.question, hits), citations, prompt.prompt_id, prompt.version,
-                          llm_called=False, note=NO_LLM_NOTE, timings_ms=timings)
+                          llm_called=False, prompt_hash=prompt.content_hash, note=NO_LLM_NOTE, timings_ms=timings)
         from lambdas.runtime.rag.llm import PromptIncompatible
 
         started = time.perf_counter()
@@ -254,6 +255,7 @@ class QueryPipeline:
             prompt.prompt_id,
             prompt.version,
             llm_called=True,
+            prompt_hash=prompt.content_hash,
             model=generation.model,
             prompt_tokens=generation.prompt_tokens,
             completion_tokens=generation.completion_tokens,
