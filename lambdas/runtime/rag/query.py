@@ -115,11 +115,11 @@ def parse_request(
     filters = payload.get("filters") or {}
     if not isinstance(filters, Mapping):
         raise InvalidQuery("filters must be an object mapping field names to values")
-    _check_filter_values(filters)
     try:
         checked = check_filters(filters, filterable)
     except ValueError as exc:
         raise InvalidQuery(str(exc)) from None
+    _check_filter_values(checked)  # after the names and types: an unknown field is named first
     return QueryRequest(question=question, top_k=top_k, filters=checked)
 
 
