@@ -291,9 +291,10 @@ class PromptCatalogStore:
                 self._s3 = boto3.client("s3")
             raw = self._s3.get_object(Bucket=ref["bucket"]["S"], Key=ref["key"]["S"])["Body"].read().decode("utf-8")
         if hashlib.sha256(raw.encode("utf-8")).hexdigest() != item["content_hash"]["S"]:
-            raise RuntimeError(f"content of {item['prompt_id']['S']} v{item['version']['N']} does not match its hash")
+            raise RuntimeError(f"content of {item['pk']['S'][2:]} v{item['version']['N']} does not match its hash")
         return PromptVersion(
-            prompt_id=item["prompt_id"]["S"],
+            # From the key: writers may update prompt_id (a metadata name too), never the key.
+            prompt_id=item["pk"]["S"][2:],
             version=int(item["version"]["N"]),
             content=PromptContent.model_validate_json(raw),
             content_hash=item["content_hash"]["S"],
