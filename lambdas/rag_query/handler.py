@@ -144,6 +144,13 @@ def prompt_incompatible(exc: PromptIncompatible) -> Response:
     return _error(500, "PromptIncompatible", f"the answer prompt does not fit the configured model: {exc}")
 
 
+@app.not_found
+def not_found(_exc: Exception) -> Response:
+    # Registered explicitly: the catch-all below would otherwise answer unknown routes with a 500.
+    metrics.add_metric(name="InvalidRequests", unit=MetricUnit.Count, value=1)
+    return _error(404, "NotFound", f"no route {app.current_event.http_method} {app.current_event.path}")
+
+
 @app.exception_handler(Exception)
 def unexpected(exc: Exception) -> Response:
     # A bug, never the caller's input: the stack goes to the logs, the caller gets the request id.

@@ -351,3 +351,9 @@ def test_a_prompt_version_without_temperature_or_max_tokens_answers(env, indexed
     status, body = call({"question": "How long is the laptop warranty?"})
     assert status == 200, body
     assert body["answer"] == "Two years [1]." and body["prompt_version"] == 7
+
+
+def test_an_unknown_route_is_a_404_not_the_catch_all_500(env):
+    response = query_handler.handler(api_event({"question": "q"}, path="/nope"), LambdaContext())
+    body = json.loads(response["body"])
+    assert response["statusCode"] == 404 and body["error"] == "NotFound" and body["request_id"] == REQUEST_ID
