@@ -1,7 +1,8 @@
 """Sync-at-deploy: the CloudFormation custom resource (CDK Provider on_event) that loads the
 ``prompts/*.yaml`` bundled with this function into the catalog table.
 
-Create and Update sync (a new version only where a file changed; idempotent); Delete does
+Create and Update sync (a new version only where a file changed; aliases moved through the API
+are left alone and reported; idempotent; rules in ``lambdas/runtime/prompt_catalog/sync.py``); Delete does
 nothing, because versions outlive the stack that wrote them. An invalid prompt file fails the
 deployment with one line per problem, naming the file and field, before anything is written.
 The ``PromptsHash`` property changes with the files, so CloudFormation calls Update exactly
@@ -40,10 +41,15 @@ def on_event(event: dict[str, Any], store: PromptCatalogStore, prompts_dir: Path
         raise ValueError(f"RequestType: expected Create, Update or Delete, got {request_type!r}")
     report = sync_directory(store, prompts_dir, author=f"prompt-sync ({event.get('StackId', 'local')})")
     metrics.add_metric(name="PromptVersionCreated", unit=MetricUnit.Count, value=len(report.created))
+    metrics.add_metric(name="PromptAliasKept", unit=MetricUnit.Count, value=len(report.aliases_kept))
     logger.info("prompts synced", extra={"sync": report.as_dict()})
+    if report.aliases_kept:
+        # Not a failure: an A/B split or rollback made through the API outlives the deploy.
+        logger.warning("aliases moved through the API were left alone", extra={"aliases_kept": report.aliases_kept})
     return {
         "PhysicalResourceId": physical_id,
-        "Data": {"Created": len(report.created), "Unchanged": len(report.unchanged), "AliasesMoved": len(report.aliases_moved)},
+        "Data": {"Created": len(report.created), "Unchanged": len(report.unchanged), "AliasesMoved": len(report.aliases_moved),
+                 "AliasesKept": len(report.aliases_kept)},
     }
 
 

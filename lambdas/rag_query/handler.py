@@ -1,7 +1,10 @@
 """RAG query Lambda: ``POST /query`` (API Gateway REST, IAM-authorised) -> cited answer.
 
-400 names the problem with the request; 503 says which model kept throttling. Metrics go out
-as EMF with the prompt id and version as dimensions, so prompt versions can be compared.
+400 names the problem with the request. A failing dependency answers 502 (it returned an
+error), 503 (unreachable, not ready or throttled; with Retry-After) or 504 (it timed out), with a
+JSON body naming the dependency and the request id and nothing of the cause, which is logged
+under that request id. Metrics go out as EMF with the prompt id and version as dimensions, so
+prompt versions can be compared.
 """
 
 from __future__ import annotations
@@ -11,17 +14,17 @@ from functools import lru_cache
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
-from aws_lambda_powertools.event_handler.exceptions import BadRequestError
 from aws_lambda_powertools.metrics import MetricUnit
 
 from lambdas.runtime.prompt_catalog.errors import PromptCatalogError
 from lambdas.runtime.rag.embedders import embedder_from_env
-from lambdas.runtime.rag.llm import language_model_from_env
+from lambdas.runtime.rag.llm import PromptIncompatible, language_model_from_env
 from lambdas.runtime.rag.prompting import DEFAULT_PROMPT_ID, prompt_source_from_env
 from lambdas.runtime.rag.query import (
     DEFAULT_MAX_QUESTION_CHARS,
     DEFAULT_TOP_K,
     Answer,
+    DependencyFailed,
     InvalidQuery,
     QueryPipeline,
     parse_request,
@@ -65,13 +68,13 @@ def emit_metrics(answer: Answer) -> None:
 
 
 @app.post("/query")
-def query() -> dict:
+def query() -> dict | Response:
     env = os.environ
     try:
         payload = app.current_event.json_body
     except ValueError:
         metrics.add_metric(name="InvalidRequests", unit=MetricUnit.Count, value=1)
-        raise BadRequestError("the body must be valid JSON") from None
+        return _error(400, "InvalidRequest", "the body must be valid JSON")
     rag = pipeline()
     try:
         request = parse_request(
@@ -83,19 +86,47 @@ def query() -> dict:
         answer = rag.answer(request)
     except InvalidQuery as exc:
         metrics.add_metric(name="InvalidRequests", unit=MetricUnit.Count, value=1)
-        raise BadRequestError(str(exc)) from None
+        return _error(400, "InvalidRequest", str(exc))
     emit_metrics(answer)
     logger.info("answered", extra={"prompt_id": answer.prompt_id, "prompt_version": answer.prompt_version,
                                     "chunks": len(answer.citations), "llm_called": answer.llm_called})
     return answer.to_dict()
 
 
+ERROR_CODES = {502: "DependencyFailed", 503: "DependencyUnavailable", 504: "DependencyTimeout"}
+
+
+def _request_id() -> str:
+    try:
+        return app.current_event.request_context.request_id or "unknown"
+    except (AttributeError, KeyError, TypeError):
+        return "unknown"
+
+
+def _error(status: int, code: str, message: str, retry_after: int = 5, **extra) -> Response:
+    headers = {"Retry-After": str(retry_after)} if status == 503 else None
+    return Response(status_code=status, content_type="application/json", headers=headers,
+                    body={"error": code, "message": message, "request_id": _request_id(), **extra})
+
+
+@app.exception_handler(DependencyFailed)
+def dependency_failed(exc: DependencyFailed) -> Response:
+    metrics.add_metric(name="DependencyFailures", unit=MetricUnit.Count, value=1)
+    # The cause (stack, driver message, endpoint answer) goes to the logs only, under the request id.
+    logger.error("dependency failed", exc_info=exc.__cause__ or exc,
+                 extra={"dependency": exc.dependency, "status": exc.status, "request_id": _request_id()})
+    verb = {502: "answered with an error", 503: "is unavailable", 504: "timed out"}[exc.status]
+    message = f"the {exc.dependency} {verb}"
+    message += f": {exc.public_detail}" if exc.public_detail else ""
+    message += "; retry later" if exc.status in (503, 504) and not exc.public_detail.endswith("retry shortly") else ""
+    return _error(exc.status, ERROR_CODES[exc.status], message, retry_after=exc.retry_after, dependency=exc.dependency)
+
+
 @app.exception_handler(UpstreamThrottled)
 def throttled(exc: UpstreamThrottled) -> Response:
     metrics.add_metric(name="UpstreamThrottled", unit=MetricUnit.Count, value=1)
     logger.warning("model throttled after retries", extra={"error": str(exc)})
-    return Response(status_code=503, content_type="application/json",
-                    body={"message": f"{exc}; retry later"}, headers={"Retry-After": "5"})
+    return _error(503, "DependencyUnavailable", f"{exc}; retry later", dependency=exc.service)
 
 
 @app.exception_handler(StoreUnavailable)
@@ -103,8 +134,7 @@ def store_unavailable(exc: StoreUnavailable) -> Response:
     # Within the API's 29 s: PG_CONNECT_TIMEOUT is sized below the function timeout (docs/rag.md).
     metrics.add_metric(name="StoreUnavailable", unit=MetricUnit.Count, value=1)
     logger.warning("vector store unavailable", extra={"error": str(exc)})
-    return Response(status_code=503, content_type="application/json",
-                    body={"message": str(exc)}, headers={"Retry-After": "10"})
+    return _error(503, "DependencyUnavailable", str(exc), retry_after=10, dependency="vector store")
 
 
 @app.exception_handler(PromptCatalogError)
@@ -112,8 +142,28 @@ def prompt_unavailable(exc: PromptCatalogError) -> Response:
     # A missing prompt or alias is a deployment problem, not the caller's: 500 with the reason.
     metrics.add_metric(name="PromptUnavailable", unit=MetricUnit.Count, value=1)
     logger.error("prompt could not be rendered", extra={"error": str(exc)})
-    return Response(status_code=500, content_type="application/json",
-                    body={"message": f"the answer prompt is unavailable: {exc}"})
+    return _error(500, "PromptUnavailable", f"the answer prompt is unavailable: {exc}")
+
+
+@app.exception_handler(PromptIncompatible)
+def prompt_incompatible(exc: PromptIncompatible) -> Response:
+    metrics.add_metric(name="PromptUnavailable", unit=MetricUnit.Count, value=1)
+    logger.error("prompt does not fit the model", extra={"error": str(exc)})
+    return _error(500, "PromptIncompatible", f"the answer prompt does not fit the configured model: {exc}")
+
+
+@app.not_found
+def not_found(_exc: Exception) -> Response:
+    # Registered explicitly: the catch-all below would otherwise answer unknown routes with a 500.
+    metrics.add_metric(name="InvalidRequests", unit=MetricUnit.Count, value=1)
+    return _error(404, "NotFound", f"no route {app.current_event.http_method} {app.current_event.path}")
+
+
+@app.exception_handler(Exception)
+def unexpected(exc: Exception) -> Response:
+    # A bug, never the caller's input: the stack goes to the logs, the caller gets the request id.
+    logger.exception("unexpected failure", extra={"request_id": _request_id()})
+    return _error(500, "InternalError", "internal error; quote the request id to the operator")
 
 
 @logger.inject_lambda_context

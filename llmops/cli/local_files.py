@@ -16,6 +16,14 @@ def state_home() -> Path:
     return Path.home() / ".llmops"
 
 
+def prompts_dir() -> Path | None:
+    """``$LLMOPS_PROMPTS_DIR``, else the checkout's ``prompts/`` (what the deploy syncs), else None."""
+    if os.environ.get("LLMOPS_PROMPTS_DIR"):
+        return Path(os.environ["LLMOPS_PROMPTS_DIR"]).expanduser().resolve()
+    repo = Path(__file__).resolve().parents[2] / "prompts"
+    return repo if repo.is_dir() else None
+
+
 def document_files(root: Path) -> list[Path]:
     """``root`` itself, or every file below it in sorted order, hidden files and folders skipped."""
     if root.is_file():

@@ -36,6 +36,8 @@ def register(registry: dict) -> None:
     ask.add_argument("--filter", action="append", default=[], metavar="FIELD=VALUE",
                      help="exact-match metadata filter, e.g. document_type=pdf or page=2 (repeatable)")
     ask.add_argument("--json", action="store_true", help="print the answer and citations as JSON")
+    ask.add_argument("--show-prompt", action="store_true",
+                     help="also print the rendered prompt (from prompts/<PROMPT_ID>.yaml, as deployed) on stderr")
     ask.set_defaults(func=run_ask)
 
 
@@ -153,12 +155,43 @@ def _parse_filters(items: list[str]) -> dict[str, object]:
     return filters
 
 
+class _RecordingPromptSource:
+    """Keeps the last rendered prompt, for --show-prompt."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.last = None
+
+    def render(self, prompt_id: str, variables: dict, alias: str = "prod"):
+        self.last = self.inner.render(prompt_id, variables, alias=alias)
+        return self.last
+
+
+def local_prompt_source(environ=os.environ):
+    """The deployed catalog when PROMPT_TABLE_NAME is set, else the repo's prompt files (what the deploy syncs)."""
+    from lambdas.runtime.prompt_catalog.files import FilePromptSource
+    from lambdas.runtime.rag.prompting import DefaultPromptSource, prompt_source_from_env
+
+    from llmops.cli.local_files import prompts_dir
+
+    if environ.get("PROMPT_TABLE_NAME"):
+        return prompt_source_from_env(environ)
+    folder = prompts_dir()
+    return FilePromptSource(folder) if folder is not None else DefaultPromptSource()
+
+
 def run_ask(args: argparse.Namespace) -> int:
+    from lambdas.runtime.prompt_catalog.errors import PromptCatalogError
     from lambdas.runtime.rag.embedders import LocalMiniLMEmbedder
     from lambdas.runtime.rag.llm import language_model_from_env
-    from lambdas.runtime.rag.prompting import DEFAULT_PROMPT_ID, prompt_source_from_env
-    from lambdas.runtime.rag.query import InvalidQuery, QueryPipeline, parse_request
+    from lambdas.runtime.rag.prompting import DEFAULT_PROMPT_ID
+    from lambdas.runtime.rag.query import DependencyFailed, InvalidQuery, QueryPipeline, parse_request
 
+    try:
+        prompts = _RecordingPromptSource(local_prompt_source(os.environ))
+    except PromptCatalogError as exc:  # a prompt file that would also fail the deploy
+        print(f"llmops local ask: the prompt files are invalid: {exc}", file=sys.stderr)
+        return 2
     with LocalRag() as rag:
         try:
             request = parse_request(
@@ -175,16 +208,22 @@ def run_ask(args: argparse.Namespace) -> int:
         # A real model is called only when one is configured (LLM_PROVIDER + endpoint/model id + AWS credentials).
         embedder = LocalMiniLMEmbedder()
         embedder.model  # load before timing, so embedding latency is the embedding alone
-        pipeline = QueryPipeline(rag.store, embedder, prompt_source_from_env(os.environ),
-                                 language_model_from_env(os.environ),
-                                 prompt_id=os.environ.get("PROMPT_ID") or DEFAULT_PROMPT_ID)
+        pipeline = QueryPipeline(rag.store, embedder, prompts, language_model_from_env(os.environ),
+                                 prompt_id=os.environ.get("PROMPT_ID") or DEFAULT_PROMPT_ID,
+                                 prompt_alias=os.environ.get("PROMPT_ALIAS") or "prod")
         try:
             answer = pipeline.answer(request)
-        except Exception as exc:  # a configured model that cannot be reached: say why, no traceback
-            if type(exc).__module__.startswith(("botocore", "lambdas.runtime.rag")):
-                print(f"llmops local ask: the configured model could not answer: {exc}", file=sys.stderr)
-                return 1
-            raise
+        except DependencyFailed as exc:  # a configured model that cannot be reached: say why, no traceback
+            cause = exc.__cause__ or exc
+            print(f"llmops local ask: the configured {exc.dependency} could not answer: {cause}", file=sys.stderr)
+            return 1
+        except (PromptCatalogError, ValueError) as exc:
+            print(f"llmops local ask: the answer prompt cannot be rendered: {exc}", file=sys.stderr)
+            return 1
+    if args.show_prompt and prompts.last is not None:
+        print(f"--- prompt {prompts.last.prompt_id} (content hash {prompts.last.content_hash[:12]}) ---", file=sys.stderr)
+        print(prompts.last.text, file=sys.stderr)
+        print("--- end of prompt ---", file=sys.stderr)
     if args.json:
         print(json.dumps(answer.to_dict(), indent=2, ensure_ascii=False))
         return 0

@@ -149,3 +149,36 @@ def load_prompt_dir(root: str | Path) -> LoadResult:
         seen[loaded.prompt_id] = str(path)
         result.files.append(loaded)
     return result
+
+
+class FilePromptSource:
+    """Render prompts straight from ``prompts/*.yaml``, as the deployed catalog renders their synced versions.
+
+    Same validation, same renderer and the same content hash as the catalog version the sync makes
+    from the file; ``version`` is 0 because a file has no catalog number. For ``llmops local``.
+    """
+
+    def __init__(self, root: str | Path) -> None:
+        loaded = load_prompt_dir(root)
+        loaded.raise_for_problems()
+        self.root = Path(root)
+        self.files = {f.prompt_id: f for f in loaded.files}
+
+    def render(self, prompt_id: str, variables: dict, alias: str = "prod"):
+        from lambdas.runtime.prompt_catalog.errors import PromptNotFound
+        from lambdas.runtime.prompt_catalog.model import RenderedPrompt
+        from lambdas.runtime.prompt_catalog.templates import render_content
+
+        prompt = self.files.get(prompt_id)
+        if prompt is None:
+            raise PromptNotFound(prompt_id)
+        text, messages = render_content(prompt.content, variables)
+        return RenderedPrompt(
+            text=text,
+            prompt_id=prompt_id,
+            version=0,
+            content_hash=prompt.content.content_hash(),
+            model_parameters=prompt.content.model_parameters.as_dict(),
+            alias=alias,
+            messages=messages,
+        )

@@ -67,6 +67,31 @@ def _is_conditional_failure(exc: Exception) -> bool:
     return getattr(exc, "response", {}).get("Error", {}).get("Code") == "ConditionalCheckFailedException"
 
 
+_TOKEN_PREFIX = "p1:"
+
+
+def encode_page_token(prompt_id: str) -> str:
+    import base64
+
+    return base64.urlsafe_b64encode((_TOKEN_PREFIX + prompt_id).encode()).decode().rstrip("=")
+
+
+def decode_page_token(token: Any) -> str:
+    """The prompt id a ``next_token`` continues after; a token this API did not make is a 400."""
+    import base64
+    import binascii
+
+    if not isinstance(token, str) or not 1 <= len(token) <= 256:
+        raise PromptValidationError("is not a token this API returned", "next_token")
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode("utf-8")
+    except (binascii.Error, ValueError):
+        raise PromptValidationError("is not a token this API returned (not base64url)", "next_token") from None
+    if not raw.startswith(_TOKEN_PREFIX):
+        raise PromptValidationError("is not a token this API returned", "next_token")
+    return check_prompt_id(raw[len(_TOKEN_PREFIX):], "next_token")
+
+
 def parse_targets(raw: Any) -> tuple[AliasTarget, ...]:
     """Validate alias targets (1 version, or 2 with weights summing to 100)."""
     from pydantic import ValidationError
@@ -266,9 +291,10 @@ class PromptCatalogStore:
                 self._s3 = boto3.client("s3")
             raw = self._s3.get_object(Bucket=ref["bucket"]["S"], Key=ref["key"]["S"])["Body"].read().decode("utf-8")
         if hashlib.sha256(raw.encode("utf-8")).hexdigest() != item["content_hash"]["S"]:
-            raise RuntimeError(f"content of {item['prompt_id']['S']} v{item['version']['N']} does not match its hash")
+            raise RuntimeError(f"content of {item['pk']['S'][2:]} v{item['version']['N']} does not match its hash")
         return PromptVersion(
-            prompt_id=item["prompt_id"]["S"],
+            # From the key: writers may update prompt_id (a metadata name too), never the key.
+            prompt_id=item["pk"]["S"][2:],
             version=int(item["version"]["N"]),
             content=PromptContent.model_validate_json(raw),
             content_hash=item["content_hash"]["S"],
@@ -306,6 +332,61 @@ class PromptCatalogStore:
         next_before = page[-1]["version"] if len(items) > limit else None
         return page, next_before
 
+    def find_version_by_hash(self, prompt_id: str, content_hash: str) -> int | None:
+        """The lowest version of ``prompt_id`` whose content has ``content_hash``, or None."""
+        check_prompt_id(prompt_id)
+        kwargs: dict[str, Any] = {}
+        while True:
+            resp = self._ddb.query(
+                TableName=self.table_name,
+                KeyConditionExpression="pk = :pk AND begins_with(sk, :v)",
+                ExpressionAttributeValues={":pk": _pk(prompt_id), ":v": {"S": "V#"}},
+                ProjectionExpression="version, content_hash",
+                ConsistentRead=True,
+                **kwargs,
+            )
+            for item in resp.get("Items", []):  # ascending: the first match is the lowest version
+                if item["content_hash"]["S"] == content_hash:
+                    return int(item["version"]["N"])
+            if "LastEvaluatedKey" not in resp:
+                return None
+            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+
+    def update_metadata(self, prompt_id: str, *, description=None, owner=None, tags=None) -> bool:
+        """Write description/owner/tags if they differ from what is stored; returns whether it wrote."""
+        if not self._meta_differs(prompt_id, description, owner, tags):
+            return False
+        self._upsert_meta(prompt_id, self.latest_version_number(prompt_id), description, owner, tags, _now())
+        return True
+
+    # ---- sync-at-deploy state (on the META item) ---------------------------------------------
+
+    def sync_state(self, prompt_id: str) -> dict[str, Any]:
+        """What the last sync published: {content_hash, version, aliases: {alias: revision it wrote}}."""
+        item = self._ddb.get_item(
+            TableName=self.table_name, Key={"pk": _pk(prompt_id), "sk": {"S": META}}, ConsistentRead=True,
+            ProjectionExpression="sync_hash, sync_version, sync_aliases",
+        ).get("Item") or {}
+        if "sync_hash" not in item:
+            return {}
+        return {
+            "content_hash": item["sync_hash"]["S"],
+            "version": int(item["sync_version"]["N"]),
+            "aliases": {name: int(v["N"]) for name, v in item.get("sync_aliases", {}).get("M", {}).items()},
+        }
+
+    def record_sync(self, prompt_id: str, *, content_hash: str, version: int, aliases: dict[str, int]) -> None:
+        self._ddb.update_item(
+            TableName=self.table_name,
+            Key={"pk": _pk(prompt_id), "sk": {"S": META}},
+            UpdateExpression="SET sync_hash = :h, sync_version = :v, sync_aliases = :a",
+            ConditionExpression="attribute_exists(pk)",
+            ExpressionAttributeValues={
+                ":h": {"S": content_hash}, ":v": {"N": str(version)},
+                ":a": {"M": {name: {"N": str(rev)} for name, rev in aliases.items()}},
+            },
+        )
+
     # ---- prompts --------------------------------------------------------------------------
 
     def get_prompt(self, prompt_id: str) -> PromptInfo:
@@ -328,13 +409,22 @@ class PromptCatalogStore:
         )
 
     def list_prompts(self, *, limit: int = 50, after: str | None = None) -> tuple[list[PromptInfo], str | None]:
-        """Prompts in id order; returns (page, next ``after`` token or None)."""
+        """Prompts in id order; returns (page, opaque next token or None).
+
+        A token that this method did not return (malformed, or naming no prompt) raises a
+        ``PromptValidationError`` on ``next_token`` instead of answering an empty page.
+        """
         limit = max(1, min(int(limit), MAX_PAGE))
         kwargs: dict[str, Any] = {}
         if after is not None:
-            check_prompt_id(after, "next_token")
+            last = decode_page_token(after)
+            # Prompts are never deleted, so the prompt a real token names still exists.
+            exists = self._ddb.get_item(TableName=self.table_name, Key={"pk": _pk(last), "sk": {"S": META}},
+                                        ProjectionExpression="pk").get("Item")
+            if not exists:
+                raise PromptValidationError("is not a token this API returned (it names no prompt)", "next_token")
             kwargs["ExclusiveStartKey"] = {
-                "gsi1pk": {"S": LIST_PARTITION}, "gsi1sk": {"S": after}, "pk": _pk(after), "sk": {"S": META},
+                "gsi1pk": {"S": LIST_PARTITION}, "gsi1sk": {"S": last}, "pk": _pk(last), "sk": {"S": META},
             }
         resp = self._ddb.query(
             TableName=self.table_name,
@@ -345,7 +435,7 @@ class PromptCatalogStore:
             **kwargs,
         )
         page = [self._info_from_item(i) for i in resp.get("Items", [])]
-        token = page[-1].prompt_id if resp.get("LastEvaluatedKey") and page else None
+        token = encode_page_token(page[-1].prompt_id) if resp.get("LastEvaluatedKey") and page else None
         return page, token
 
     # ---- aliases --------------------------------------------------------------------------
@@ -403,21 +493,28 @@ class PromptCatalogStore:
                 raise PromptValidationError(f"prompt {prompt_id!r} has no version {target.version}", "targets")
         now = _now()
         revision = expected_revision + 1
-        item = {
-            "pk": _pk(prompt_id),
-            "sk": {"S": f"A#{alias}"},
-            "prompt_id": {"S": prompt_id},
-            "targets": {"L": [{"M": {"version": {"N": str(t.version)}, "weight": {"N": str(t.weight)}}} for t in parsed]},
-            "revision": {"N": str(revision)},
-            "updated_at": {"S": now},
-            "updated_by": {"S": updated_by[:512] or "unknown"},
+        updated_by = updated_by[:512] or "unknown"
+        values: dict[str, Any] = {
+            ":id": {"S": prompt_id},
+            ":t": {"L": [{"M": {"version": {"N": str(t.version)}, "weight": {"N": str(t.weight)}}} for t in parsed]},
+            ":rev": {"N": str(revision)},
+            ":now": {"S": now},
+            ":by": {"S": updated_by},
         }
         if expected_revision == 0:
-            condition: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(pk)"}
+            condition = "attribute_not_exists(pk)"
         else:
-            condition = {"ConditionExpression": "revision = :r", "ExpressionAttributeValues": {":r": {"N": str(expected_revision)}}}
+            condition = "revision = :r"
+            values[":r"] = {"N": str(expected_revision)}
         try:
-            self._ddb.put_item(TableName=self.table_name, Item=item, **condition)
+            # UpdateItem, not PutItem: the IAM policy lets PutItem write only version-shaped items.
+            self._ddb.update_item(
+                TableName=self.table_name,
+                Key={"pk": _pk(prompt_id), "sk": {"S": f"A#{alias}"}},
+                UpdateExpression="SET prompt_id = :id, targets = :t, revision = :rev, updated_at = :now, updated_by = :by",
+                ConditionExpression=condition,
+                ExpressionAttributeValues=values,
+            )
         except Exception as exc:
             if not _is_conditional_failure(exc):
                 raise
@@ -426,7 +523,7 @@ class PromptCatalogStore:
             except AliasNotFound:
                 current = None
             raise AliasConflict(prompt_id, alias, expected_revision, current) from None
-        return Alias(prompt_id, alias, parsed, revision, now, item["updated_by"]["S"])
+        return Alias(prompt_id, alias, parsed, revision, now, updated_by)
 
     def resolve_alias(self, prompt_id: str, alias: str) -> Alias:
         """An alias, with ``latest`` resolved to the highest version."""

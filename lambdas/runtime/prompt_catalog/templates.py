@@ -12,6 +12,7 @@ version's trial render compares both, and a property test holds them equal.
 from __future__ import annotations
 
 import json
+import re
 import string
 from collections.abc import Mapping
 from typing import Any
@@ -31,12 +32,31 @@ _PYTHON_TYPES: dict[str, tuple[type, ...]] = {
 }
 
 
+# Widest padding or precision a placeholder may ask for: {question:>100000000} would render 100 MB.
+MAX_FORMAT_WIDTH = 1000
+_NUMBER = re.compile(r"\d+")
+
+
+def format_spec_problem(spec: str) -> str | None:
+    """Why a placeholder's format spec is refused (nested fields, or a width/precision over the limit)."""
+    if "{" in spec or "}" in spec:
+        return f"format spec {spec!r} nests a placeholder; only fixed specs are allowed"
+    widest = max((int(n) for n in _NUMBER.findall(spec)), default=0)
+    if widest > MAX_FORMAT_WIDTH:
+        return f"format spec {spec!r} asks for {widest} characters; the limit is {MAX_FORMAT_WIDTH}"
+    return None
+
+
 def _variables_of(text: str, field: str, problems: list[Problem]) -> set[str]:
     """Variables an f-string template uses; a parse failure is recorded as a problem."""
     from langchain_core.prompts.string import get_template_variables
 
     try:
         names = get_template_variables(text, "f-string")
+        for _literal, name, spec, _conversion in _FORMATTER.parse(text):
+            problem = format_spec_problem(spec) if name is not None and spec else None
+            if problem:
+                problems.append(Problem(field, f"placeholder {{{name}}}: {problem}"))
     except (ValueError, KeyError, IndexError) as exc:
         problems.append(Problem(field, f"template does not parse: {exc}"))
         return set()
@@ -161,7 +181,17 @@ def langchain_render(content: PromptContent, values: Mapping[str, Any]) -> tuple
     return template.format(**text_values), ()
 
 
-_FORMATTER = string.Formatter()
+class _BoundedFormatter(string.Formatter):
+    """``str.format`` that refuses oversized format specs, also in versions stored before the check."""
+
+    def format_field(self, value: Any, format_spec: str) -> Any:
+        problem = format_spec_problem(format_spec) if format_spec else None
+        if problem:
+            raise PromptValidationError(problem, "template")
+        return super().format_field(value, format_spec)
+
+
+_FORMATTER = _BoundedFormatter()
 # LangChain's get_buffer_string prefixes, by message type.
 _PREFIXES = {"system": "System", "human": "Human", "ai": "AI"}
 

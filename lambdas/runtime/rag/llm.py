@@ -28,35 +28,86 @@ class LlmError(Exception):
     """The model answered, but not with something this client understands."""
 
 
+class PromptIncompatible(ValueError):
+    """The rendered prompt asks for something the target model cannot take (e.g. too many stop sequences)."""
+
+
+# TGI's launcher default for MAX_STOP_SEQUENCES; vLLM (DJL-LMI) and Converse set no lower limit of their own.
+TGI_DEFAULT_MAX_STOP_SEQUENCES = 4
+CONVERSE_MAX_STOP_SEQUENCES = 2500  # the API shape's list limit; some models accept fewer
+# LangChain message types (what the catalog renderer returns) -> the chat APIs' role names.
+CHAT_ROLES = {"system": "system", "human": "user", "user": "user", "ai": "assistant", "assistant": "assistant"}
+
+
 class LanguageModel(Protocol):
     name: str
 
     def generate(self, prompt: RenderedPrompt) -> Generation: ...
 
 
-def _parameters(prompt: RenderedPrompt) -> tuple[float, int, list[str]]:
+DEFAULT_TEMPERATURE = 0.1
+DEFAULT_MAX_TOKENS = 512
+
+
+def _parameters(prompt: RenderedPrompt, max_stop: int | None = None, target: str = "the model") -> tuple[float, int, list[str]]:
+    """(temperature, max_tokens, stop); a version that leaves a parameter unset gets the default."""
     params = prompt.model_parameters or {}
-    stop = params.get("stop") or []
-    return float(params.get("temperature", 0.1)), int(params.get("max_tokens", 512)), list(stop)
+    temperature = params.get("temperature")
+    max_tokens = params.get("max_tokens")
+    stop = list(params.get("stop") or [])
+    if max_stop is not None and len(stop) > max_stop:
+        raise PromptIncompatible(
+            f"prompt {prompt.prompt_id} v{prompt.version} has {len(stop)} stop sequences; {target} accepts at most {max_stop}"
+        )
+    return (
+        DEFAULT_TEMPERATURE if temperature is None else float(temperature),
+        DEFAULT_MAX_TOKENS if max_tokens is None else int(max_tokens),
+        stop,
+    )
+
+
+def chat_messages(prompt: RenderedPrompt) -> list[dict[str, str]]:
+    """The prompt's chat messages with the chat APIs' roles (system/user/assistant); [] for a text prompt."""
+    return [{"role": CHAT_ROLES[m["role"]], "content": m["content"]}
+            for m in getattr(prompt, "messages", ()) or () if m.get("role") in CHAT_ROLES]
 
 
 class SageMakerLlm:
-    """A SageMaker real-time endpoint running Hugging Face TGI or DJL LMI (``inputs`` + ``parameters``)."""
+    """A SageMaker real-time endpoint running Hugging Face TGI or DJL LMI.
+
+    Text prompts go as ``inputs`` + ``parameters``; chat prompts go as ``messages`` (TGI's Messages
+    API, LMI's chat completions schema), so the container applies the model's own chat template.
+    """
 
     def __init__(self, endpoint_name: str, *, container: str = "tgi", client: Any = None,
-                 sleep: Callable[[float], None] | None = None, attempts: int = DEFAULT_ATTEMPTS) -> None:
+                 sleep: Callable[[float], None] | None = None, attempts: int = DEFAULT_ATTEMPTS,
+                 max_stop_sequences: int | None = None) -> None:
         if container not in ("tgi", "djl-lmi"):
             raise ValueError(f"LLM_CONTAINER must be 'tgi' or 'djl-lmi', got {container!r}")
         import boto3
 
         self.endpoint_name = endpoint_name
         self.container = container
+        if max_stop_sequences is None and container == "tgi":
+            max_stop_sequences = TGI_DEFAULT_MAX_STOP_SEQUENCES
+        self.max_stop_sequences = max_stop_sequences
         self.name = f"sagemaker:{endpoint_name}"
         self._client = client or boto3.client("sagemaker-runtime", config=client_config())
         self._backoff = {"attempts": attempts, **({"sleep": sleep} if sleep else {})}
 
     def payload(self, prompt: RenderedPrompt) -> dict[str, Any]:
-        temperature, max_tokens, stop = _parameters(prompt)
+        limit_name = "the TGI container (MAX_STOP_SEQUENCES)" if self.container == "tgi" else "the DJL-LMI container"
+        temperature, max_tokens, stop = _parameters(prompt, self.max_stop_sequences, limit_name)
+        messages = chat_messages(prompt)
+        if messages:
+            # OpenAI-style chat completion; temperature 0 means greedy decoding on both containers.
+            chat: dict[str, Any] = {"messages": messages, "max_tokens": max_tokens, "temperature": temperature}
+            top_p = (prompt.model_parameters or {}).get("top_p")
+            if top_p is not None:
+                chat["top_p"] = top_p
+            if stop:
+                chat["stop"] = stop
+            return chat
         parameters: dict[str, Any] = {"max_new_tokens": max_tokens, "details": True, "decoder_input_details": True}
         # Both containers reject temperature 0: greedy decoding is asked for with do_sample=false instead.
         if temperature > 0:
@@ -81,6 +132,8 @@ class SageMakerLlm:
             **self._backoff,
         )
         payload = json.loads(response["Body"].read())
+        if isinstance(payload, dict) and "choices" in payload:
+            return self._chat_generation(payload)
         if isinstance(payload, list) and payload:
             payload = payload[0]  # TGI answers a list with one generation
         if not isinstance(payload, dict) or not isinstance(payload.get("generated_text"), str):
@@ -95,34 +148,58 @@ class SageMakerLlm:
         )
 
 
+    def _chat_generation(self, payload: dict[str, Any]) -> Generation:
+        choices = payload.get("choices")
+        message = choices[0].get("message") if isinstance(choices, list) and choices and isinstance(choices[0], dict) else None
+        if not isinstance(message, dict) or not isinstance(message.get("content"), str):
+            raise LlmError(f"SageMaker endpoint {self.endpoint_name} returned a chat completion with no message content")
+        usage = payload.get("usage") if isinstance(payload.get("usage"), dict) else {}
+        return Generation(text=message["content"].strip(), model=self.name, prompt_tokens=usage.get("prompt_tokens"),
+                          completion_tokens=usage.get("completion_tokens"))
+
+
 class BedrockConverseLlm:
     """Any Bedrock text model through the model-agnostic Converse API."""
 
     def __init__(self, model_id: str, *, client: Any = None, sleep: Callable[[float], None] | None = None,
-                 attempts: int = DEFAULT_ATTEMPTS) -> None:
+                 attempts: int = DEFAULT_ATTEMPTS, max_stop_sequences: int | None = None) -> None:
         import boto3
 
         self.model_id = model_id
+        self.max_stop_sequences = CONVERSE_MAX_STOP_SEQUENCES if max_stop_sequences is None else max_stop_sequences
         self.name = f"bedrock:{model_id}"
         self._client = client or boto3.client("bedrock-runtime", config=client_config())
         self._backoff = {"attempts": attempts, **({"sleep": sleep} if sleep else {})}
 
     def request(self, prompt: RenderedPrompt) -> dict[str, Any]:
-        temperature, max_tokens, stop = _parameters(prompt)
+        temperature, max_tokens, stop = _parameters(prompt, self.max_stop_sequences, f"Bedrock model {self.model_id}")
         config: dict[str, Any] = {"maxTokens": max_tokens, "temperature": temperature}
+        top_p = (prompt.model_parameters or {}).get("top_p")
+        if top_p is not None:
+            config["topP"] = top_p
         if stop:
             config["stopSequences"] = stop
         request: dict[str, Any] = {"modelId": self.model_id, "inferenceConfig": config}
-        chat = [m for m in getattr(prompt, "messages", ()) if m.get("role") in ("system", "user", "assistant")]
-        if chat:  # a chat template from the catalog keeps its roles
-            system = [{"text": m["content"]} for m in chat if m["role"] == "system"]
-            if system:
-                request["system"] = system
-            request["messages"] = [
-                {"role": m["role"], "content": [{"text": m["content"]}]} for m in chat if m["role"] != "system"
-            ]
-        else:
-            request["messages"] = [{"role": "user", "content": [{"text": prompt.text}]}]
+        chat = chat_messages(prompt)
+        system = [{"text": m["content"]} for m in chat if m["role"] == "system"]
+        turns: list[dict[str, Any]] = []
+        for m in (m for m in chat if m["role"] != "system"):
+            # Converse wants alternating turns: consecutive messages of one role become one turn.
+            if turns and turns[-1]["role"] == m["role"]:
+                turns[-1]["content"].append({"text": m["content"]})
+            else:
+                turns.append({"role": m["role"], "content": [{"text": m["content"]}]})
+        if not chat:
+            turns = [{"role": "user", "content": [{"text": prompt.text}]}]
+        elif not turns:  # instructions only: send them as the user's turn
+            turns, system = [{"role": "user", "content": system}], []
+        elif turns[0]["role"] != "user":
+            raise PromptIncompatible(
+                f"prompt {prompt.prompt_id} v{prompt.version}: Converse needs the first non-system message to be the user's"
+            )
+        if system:
+            request["system"] = system
+        request["messages"] = turns
         return request
 
     def generate(self, prompt: RenderedPrompt) -> Generation:
@@ -159,6 +236,15 @@ def extractive_answer(question: str, hits: Sequence[Hit], max_sentences: int = 2
     return " ".join(sentence for *_, sentence in best)
 
 
+def _limit(environ: Mapping[str, str]) -> int | None:
+    raw = environ.get("LLM_MAX_STOP_SEQUENCES")
+    if not raw:
+        return None
+    if not raw.isdigit():
+        raise ValueError(f"LLM_MAX_STOP_SEQUENCES must be a whole number (the container's limit), got {raw!r}")
+    return int(raw)
+
+
 def language_model_from_env(environ: Mapping[str, str] = os.environ) -> LanguageModel | None:
     """``LLM_PROVIDER``: ``sagemaker`` (``LLM_ENDPOINT_NAME``, ``LLM_CONTAINER``), ``bedrock`` (``LLM_MODEL_ID``), or unset/``none``."""
     provider = environ.get("LLM_PROVIDER", "")
@@ -168,10 +254,11 @@ def language_model_from_env(environ: Mapping[str, str] = os.environ) -> Language
         endpoint = environ.get("LLM_ENDPOINT_NAME")
         if not endpoint:
             raise ValueError("LLM_ENDPOINT_NAME must be set when LLM_PROVIDER=sagemaker")
-        return SageMakerLlm(endpoint, container=environ.get("LLM_CONTAINER") or "tgi")
+        return SageMakerLlm(endpoint, container=environ.get("LLM_CONTAINER") or "tgi",
+                            max_stop_sequences=_limit(environ))
     if provider == "bedrock":
         model_id = environ.get("LLM_MODEL_ID")
         if not model_id:
             raise ValueError("LLM_MODEL_ID must be set when LLM_PROVIDER=bedrock")
-        return BedrockConverseLlm(model_id)
+        return BedrockConverseLlm(model_id, max_stop_sequences=_limit(environ))
     raise ValueError(f"LLM_PROVIDER={provider!r} is not supported; use sagemaker, bedrock or none")

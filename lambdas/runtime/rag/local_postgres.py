@@ -3,10 +3,16 @@
 PostgreSQL refuses to run as root, so under root (CI, containers) the server runs as ``nobody``
 on a data directory that user owns. It listens on 127.0.0.1 only (no Unix socket) and uses
 password authentication; the generated password is kept beside the data directory, mode 0600.
+
+Several processes (two ``llmops local`` commands in two terminals) share one server: each holds
+a lease file under ``home/leases/`` while it uses the server, and starting, leasing and stopping
+happen under an exclusive lock on ``home/server.lock``. The last process to leave stops the
+server; leases of processes that died without leaving are ignored.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import secrets
@@ -102,7 +108,40 @@ class LocalPostgres:
         self.data = self.home / "data"
         self.log = self.home / "postgres.log"
         self._started_here = False
+        self._lease: Path | None = None
         self._as_root = hasattr(os, "geteuid") and os.geteuid() == 0
+
+    # -- sharing between processes ----------------------------------------------------------
+    @contextlib.contextmanager
+    def _locked(self):
+        import fcntl
+
+        self.home.mkdir(parents=True, exist_ok=True)
+        with open(self.home / "server.lock", "a+") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes, also if this process dies
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    @property
+    def leases(self) -> Path:
+        return self.home / "leases"
+
+    def live_leases(self) -> list[Path]:
+        """Lease files of processes still running (a crashed command's lease does not keep the server up)."""
+        live = []
+        for lease in sorted(self.leases.glob("*.lease")) if self.leases.is_dir() else []:
+            try:
+                pid = int(lease.name.split("-", 1)[0])
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                lease.unlink(missing_ok=True)
+                continue
+            except (ValueError, PermissionError):
+                pass  # not ours to judge: keep it
+            live.append(lease)
+        return live
 
     # -- process plumbing -------------------------------------------------------------------
     def _run(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -182,19 +221,24 @@ class LocalPostgres:
         return port
 
     def start(self) -> str:
-        """Start (or reuse) the server; returns a libpq connection string for the ``llmops`` database."""
-        self._prepare_home()
-        if not self.initialised():
-            self._initdb()
-        port = self.running_port()
-        if port is None:
-            port = _free_port()
-            options = ["-c listen_addresses=127.0.0.1", f"-p {port}", "-c unix_socket_directories=''"]
-            options += [f"-c {name}={value}" for name, value in (self.settings or {}).items()]
-            self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-w", "-t", "60",
-                      "-o", " ".join(options), "start", timeout=90)
-            self._started_here = True
-        self._ensure_database(port)
+        """Start (or join) the server; returns a libpq connection string for the ``llmops`` database."""
+        with self._locked():
+            self._prepare_home()
+            if not self.initialised():
+                self._initdb()
+            port = self.running_port()
+            if port is None:
+                port = _free_port()
+                options = ["-c listen_addresses=127.0.0.1", f"-p {port}", "-c unix_socket_directories=''"]
+                options += [f"-c {name}={value}" for name, value in (self.settings or {}).items()]
+                self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-w", "-t", "60",
+                          "-o", " ".join(options), "start", timeout=90)
+                self._started_here = True
+            if self._lease is None:
+                self.leases.mkdir(exist_ok=True)
+                self._lease = self.leases / f"{os.getpid()}-{secrets.token_hex(4)}.lease"
+                self._lease.touch()
+            self._ensure_database(port)
         return self.conninfo(port)
 
     def conninfo(self, port: int, database: str = DATABASE) -> str:
@@ -209,8 +253,13 @@ class LocalPostgres:
                 conn.execute(f'CREATE DATABASE "{DATABASE}"')
 
     def stop(self) -> None:
-        if self._started_here and self.running_port() is not None:
-            self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop", timeout=60)
+        """Leave the server; the last process to leave stops it."""
+        with self._locked():
+            if self._lease is not None:
+                self._lease.unlink(missing_ok=True)
+                self._lease = None
+            if not self.live_leases() and self.running_port() is not None:
+                self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop", timeout=60)
         self._started_here = False
 
     def __enter__(self) -> str:

@@ -18,10 +18,41 @@ MAX_TOP_K = 50
 DEFAULT_MAX_QUESTION_CHARS = 2000
 NO_LLM_NOTE = "No LLM was called: the answer is extracted from the retrieved passages."
 REQUEST_FIELDS = frozenset({"question", "top_k", "filters"})
+# Longest string filter value: S3 keys are at most 1024 bytes, and no metadata value is longer.
+MAX_FILTER_VALUE_CHARS = 1024
+_INT64 = 2**63
+# Unicode categories that print nothing: format (zero-width space, joiners, BOM), controls, separators.
+_INVISIBLE = frozenset({"Cf", "Cc", "Zs", "Zl", "Zp"})
 
 
 class InvalidQuery(ValueError):
     """The request is malformed; the message names the field and the problem (HTTP 400)."""
+
+
+class DependencyFailed(Exception):
+    """A dependency (embedding model, vector store, prompt catalog, language model) failed.
+
+    ``status`` is 502 (it answered with an error), 503 (unreachable, not ready or throttled) or
+    504 (it timed out); ``public_detail`` is safe to show a caller, the cause stays in the logs.
+    """
+
+    def __init__(self, dependency: str, status: int, public_detail: str = "", retry_after: int = 5) -> None:
+        super().__init__(f"{dependency} failed ({status})")
+        self.dependency = dependency
+        self.status = status
+        self.public_detail = public_detail
+        self.retry_after = retry_after
+
+
+def _failed(dependency: str, exc: Exception) -> DependencyFailed:
+    from lambdas.runtime.rag.retry import UpstreamThrottled, failure_status
+    from lambdas.runtime.rag.store import StoreUnavailable
+
+    if isinstance(exc, StoreUnavailable):  # its message names the wait, no host or credentials
+        return DependencyFailed(dependency, 503, str(exc), retry_after=10)
+    # A throttling report names the service and the attempts: no internals, and useful to the caller.
+    detail = str(exc) if isinstance(exc, UpstreamThrottled) else ""
+    return DependencyFailed(dependency, failure_status(exc), detail)
 
 
 @dataclass(frozen=True)
@@ -29,6 +60,30 @@ class QueryRequest:
     question: str
     top_k: int = DEFAULT_TOP_K
     filters: dict[str, str | int | float | bool] = field(default_factory=dict)
+
+
+def _check_text(value: str, what: str) -> None:
+    """Text that a tokenizer, a database and a JSON encoder all take: valid Unicode, no NUL."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidQuery(f"{what} is not valid Unicode: a lone surrogate at character {exc.start}") from None
+    if "\x00" in value:
+        raise InvalidQuery(f"{what} must not contain NUL characters")
+
+
+def _check_filter_values(filters: Mapping[Any, Any]) -> None:
+    import math
+
+    for name, value in filters.items():
+        if isinstance(value, str):
+            _check_text(value, f"filter {name!r}")
+            if len(value) > MAX_FILTER_VALUE_CHARS:
+                raise InvalidQuery(f"filter {name!r} is {len(value)} characters; the limit is {MAX_FILTER_VALUE_CHARS}")
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise InvalidQuery(f"filter {name!r} must be a finite number, got {value!r}")
+        elif isinstance(value, int) and not isinstance(value, bool) and not -_INT64 <= value < _INT64:
+            raise InvalidQuery(f"filter {name!r} is outside the 64-bit integer range")
 
 
 def parse_request(
@@ -51,8 +106,11 @@ def parse_request(
         raise InvalidQuery("question must not be empty")
     if len(question) > max_question_chars:
         raise InvalidQuery(f"question is {len(question)} characters; the limit is {max_question_chars}")
-    if "\x00" in question:
-        raise InvalidQuery("question must not contain NUL characters")
+    _check_text(question, "question")
+    import unicodedata
+
+    if all(unicodedata.category(c) in _INVISIBLE for c in question):
+        raise InvalidQuery("question has no visible characters (only zero-width or control characters)")
     top_k = payload.get("top_k", default_top_k)
     if top_k is None:
         top_k = default_top_k
@@ -65,6 +123,7 @@ def parse_request(
         checked = check_filters(filters, filterable)
     except ValueError as exc:
         raise InvalidQuery(str(exc)) from None
+    _check_filter_values(checked)  # after the names and types: an unknown field is named first
     return QueryRequest(question=question, top_k=top_k, filters=checked)
 
 
@@ -88,6 +147,7 @@ class Answer:
     prompt_id: str
     prompt_version: int
     llm_called: bool
+    prompt_hash: str | None = None  # the rendered version's content hash: which exact prompt answered
     model: str | None = None
     note: str | None = None
     prompt_tokens: int | None = None
@@ -146,33 +206,52 @@ class QueryPipeline:
         self.prompt_alias = prompt_alias
 
     def answer(self, request: QueryRequest) -> Answer:
+        from lambdas.runtime.prompt_catalog.errors import PromptCatalogError
+
         timings: dict[str, float] = {}
         search_text = getattr(self.store, "search_text", None)
+        stage = "vector store"
         try:
             if search_text is not None:  # a retriever that ranks text itself (Kendra): nothing to embed
                 started = time.perf_counter()
                 hits = search_text(request.question, request.top_k, request.filters or None)
             else:
+                stage = "embedding model"
                 started = time.perf_counter()
                 vector = self.embedder.embed_query(request.question)
                 timings["embedding"] = (time.perf_counter() - started) * 1000
+                stage = "vector store"
                 started = time.perf_counter()
                 hits = self.store.search(vector, request.top_k, request.filters or None)
         except ValueError as exc:  # e.g. a filter or question length this backend cannot take
             raise InvalidQuery(str(exc)) from None
+        except Exception as exc:
+            raise _failed(stage, exc) from exc
         timings["retrieval"] = (time.perf_counter() - started) * 1000
-        prompt = self.prompt_source.render(
-            self.prompt_id, {"question": request.question, "context": format_context(hits)}, alias=self.prompt_alias
-        )
+        try:
+            prompt = self.prompt_source.render(
+                self.prompt_id, {"question": request.question, "context": format_context(hits)}, alias=self.prompt_alias
+            )
+        except (PromptCatalogError, ValueError):
+            raise  # the prompt itself is missing or wrong: a deployment problem, answered as such
+        except Exception as exc:
+            raise _failed("prompt catalog", exc) from exc
         citations = citations_for(hits)
         if not hits:
             return Answer("No indexed passage matches the question.", [], prompt.prompt_id, prompt.version,
-                          llm_called=False, note="Nothing was retrieved, so no LLM was called.", timings_ms=timings)
+                          llm_called=False, prompt_hash=prompt.content_hash, note="Nothing was retrieved, so no LLM was called.", timings_ms=timings)
         if self.llm is None:
             return Answer(extractive_answer(request.question, hits), citations, prompt.prompt_id, prompt.version,
-                          llm_called=False, note=NO_LLM_NOTE, timings_ms=timings)
+                          llm_called=False, prompt_hash=prompt.content_hash, note=NO_LLM_NOTE, timings_ms=timings)
+        from lambdas.runtime.rag.llm import PromptIncompatible
+
         started = time.perf_counter()
-        generation = self.llm.generate(prompt)
+        try:
+            generation = self.llm.generate(prompt)
+        except PromptIncompatible:
+            raise
+        except Exception as exc:
+            raise _failed("language model", exc) from exc
         timings["generation"] = (time.perf_counter() - started) * 1000
         return Answer(
             generation.text,
@@ -180,6 +259,7 @@ class QueryPipeline:
             prompt.prompt_id,
             prompt.version,
             llm_called=True,
+            prompt_hash=prompt.content_hash,
             model=generation.model,
             prompt_tokens=generation.prompt_tokens,
             completion_tokens=generation.completion_tokens,

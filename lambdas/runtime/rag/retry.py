@@ -63,6 +63,26 @@ def call_with_backoff(
     raise AssertionError("unreachable")
 
 
+# Exception class names that mean "took too long" (botocore, urllib3, psycopg, the standard library).
+_TIMEOUT_NAMES = frozenset({"ReadTimeoutError", "ConnectTimeoutError", "ConnectTimeout", "ReadTimeout", "TimeoutError",
+                            "timeout", "QueryCanceled", "ConnectionTimeout"})
+# ... and "could not be reached or is not ready".
+_UNAVAILABLE_NAMES = frozenset({"EndpointConnectionError", "ConnectionClosedError", "ConnectionError", "OperationalError",
+                                "ConnectionRefusedError", "ConnectionResetError", "PoolTimeout", "InterfaceError"})
+
+
+def failure_status(exc: BaseException) -> int:
+    """The HTTP status a failed dependency call answers with: 504 timed out, 503 unavailable or throttled, 502 else."""
+    if isinstance(exc, UpstreamThrottled) or error_code(exc) in THROTTLING_CODES:
+        return 503
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    if names & _TIMEOUT_NAMES or "timeout" in str(exc).lower()[:200] and names & _UNAVAILABLE_NAMES:
+        return 504
+    if names & _UNAVAILABLE_NAMES:
+        return 503
+    return 502
+
+
 def client_config():  # botocore's own retries off: call_with_backoff is the single retry layer
     from botocore.config import Config
 

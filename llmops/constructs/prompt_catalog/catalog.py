@@ -8,6 +8,14 @@ DynamoDB item limit are stored as objects under ``overflow_prefix`` in the overf
 Access is granted by intent: ``grant_render`` (what a runtime client needs: read an alias and
 a version), ``grant_read`` (also list), ``grant_write`` (also create versions and move aliases;
 never delete: versions are immutable).
+
+Version immutability is enforced in IAM as far as IAM can see a request: ``dynamodb:Attributes``
+(the top-level attribute names a request writes) limits ``UpdateItem`` to metadata, alias and
+sync-state attributes, so no grantee can change a version's content, hash, number, author or
+change note; and ``PutItem`` (used only to create versions) to version-shaped items carrying a
+``content_hash``, so nobody can replace an alias or metadata item, or blank a version, with it.
+IAM cannot see a ``ConditionExpression``: a PutItem of a complete, different version over an
+existing number is refused only by the store's ``attribute_not_exists`` (tested as a contract).
 """
 
 from __future__ import annotations
@@ -26,6 +34,13 @@ from llmops.constructs.core.secure_bucket import SecureBucket
 LIST_INDEX = "gsi1"
 METRICS_NAMESPACE = "LLMOps"
 API_SERVICE = "prompt_catalog_api"
+# Keep in step with lambdas/runtime/prompt_catalog/store.py (a test replays the store's writes against this policy).
+KEY_ATTRIBUTES = ("pk", "sk")
+VERSION_ATTRIBUTES = ("prompt_id", "version", "content_hash", "kind", "technique", "change_note", "author",
+                      "created_at", "content_json", "content_ref")
+META_ATTRIBUTES = ("prompt_id", "description", "owner", "tags", "latest_version", "created_at", "updated_at",
+                   "gsi1pk", "gsi1sk", "sync_hash", "sync_version", "sync_aliases")
+ALIAS_ATTRIBUTES = ("prompt_id", "targets", "revision", "updated_at", "updated_by")
 _PREFIX_RE = re.compile(r"^[A-Za-z0-9!_.()'-]+(/[A-Za-z0-9!_.()'-]+)*/$")
 
 
@@ -62,9 +77,21 @@ class _CatalogAccess:
         return grant
 
     def grant_write(self, grantee: iam.IGrantable) -> iam.Grant:
-        """Read, plus create versions and move aliases (conditional puts/updates; no deletes)."""
+        """Read, plus create versions (PutItem of version items) and update metadata and aliases
+        (UpdateItem of their attributes only); no deletes, no rewrite of a version's content."""
         self.grant_read(grantee)
-        grant = self._grant(grantee, ["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem"], index=False)
+        update_names = sorted(set(KEY_ATTRIBUTES + META_ATTRIBUTES + ALIAS_ATTRIBUTES))
+        iam.Grant.add_to_principal(
+            grantee=grantee, actions=["dynamodb:UpdateItem"], resource_arns=[self.table.table_arn],
+            conditions={"ForAllValues:StringEquals": {"dynamodb:Attributes": update_names}},
+        )
+        grant = iam.Grant.add_to_principal(
+            grantee=grantee, actions=["dynamodb:PutItem"], resource_arns=[self.table.table_arn],
+            conditions={
+                "ForAllValues:StringEquals": {"dynamodb:Attributes": sorted(set(KEY_ATTRIBUTES + VERSION_ATTRIBUTES))},
+                "ForAnyValue:StringEquals": {"dynamodb:Attributes": ["content_hash"]},
+            },
+        )
         self.key.grant(grantee, "kms:Encrypt", "kms:GenerateDataKey")
         if self.overflow_bucket is not None:
             self.overflow_bucket.grant_write(grantee, self.overflow_prefix)

@@ -205,3 +205,26 @@ def test_no_input_makes_the_handler_fail(api, route, body, query):
     assert isinstance(payload, dict)
     if status >= 400:
         assert payload["error"] and payload["message"]
+
+
+@given(token=st.one_of(st.text(max_size=40), st.just("cDE6bm9wZQ"), st.just("zzz"), st.just("cDE6")))
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_a_bogus_next_token_is_a_400_not_an_empty_page(api, token):
+    api("POST", "/prompts/alpha/versions", {"content": TEXT_CONTENT})
+    status, body = api("GET", "/prompts", query={"next_token": token, "limit": "1"})
+    assert status == 400, body
+    assert body["problems"][0]["field"] == "next_token"
+
+
+def test_next_tokens_walk_every_prompt_once(api):
+    for pid in ("c", "a", "b"):
+        api("POST", f"/prompts/{pid}/versions", {"content": TEXT_CONTENT})
+    seen, token = [], None
+    while True:
+        status, body = api("GET", "/prompts", query={"limit": "1", **({"next_token": token} if token else {})})
+        assert status == 200, body
+        seen += [p["prompt_id"] for p in body["prompts"]]
+        token = body["next_token"]
+        if token is None:
+            break
+    assert seen == ["a", "b", "c"]

@@ -176,3 +176,35 @@ def test_runtime_renderer_matches_langchain(data, values):
     assume(not template_problems(content))
     chosen = {n: values[n] for n in content.variables}
     assert render_content(content, chosen) == langchain_render(content, chosen)
+
+
+@settings(deadline=None)  # no timing assertions: the CI machine is shared
+@given(st.integers(min_value=1001, max_value=10**9), st.sampled_from([">", "<", "^", ""]), st.sampled_from(["", ".5"]))
+def test_oversized_format_specs_are_refused_at_write_time(width, align, precision):
+    spec = f"{align}{width}{precision}"
+    data = {**TEXT_CONTENT, "template": f"Answer {{question:{spec}}} using {{context}}."}
+    problems = template_problems(parse_content(data))
+    assert [p.field for p in problems] == ["template"]
+    assert f"asks for {width} characters; the limit is 1000" in problems[0].message
+
+
+@settings(deadline=None)  # no timing assertions: the CI machine is shared
+@given(st.integers(min_value=0, max_value=1000))
+def test_bounded_format_specs_render_like_str_format(width):
+    data = {**TEXT_CONTENT, "template": f"[{{question:>{width}}}] {{context}}"}
+    content = parse_content(data)
+    assert template_problems(content) == []
+    text, _ = render_content(content, {"question": "q", "context": "c"})
+    assert text == f"[{'q':>{width}}] c"
+
+
+def test_nested_format_specs_are_refused():
+    content = parse_content({**TEXT_CONTENT, "template": "{question:{context}}"})
+    assert template_problems(content)[0].field == "template"
+
+
+def test_a_stored_version_with_a_huge_spec_does_not_render_100_mb():
+    # Versions written before the check: the renderer refuses the spec instead of allocating it.
+    content = parse_content({**TEXT_CONTENT, "template": "{question:>100000000} {context}"})
+    with pytest.raises(PromptValidationError, match="asks for 100000000 characters"):
+        render_content(content, {"question": "q", "context": "c"})

@@ -111,6 +111,7 @@ def test_embedder_configuration_errors_name_the_variable(environ, message):
     ({"LLM_PROVIDER": "bedrock"}, "LLM_MODEL_ID must be set"),
     ({"LLM_PROVIDER": "sagemaker", "LLM_ENDPOINT_NAME": "e", "LLM_CONTAINER": "vllm"}, "LLM_CONTAINER must be 'tgi' or 'djl-lmi'"),
     ({"LLM_PROVIDER": "gpt"}, "LLM_PROVIDER='gpt' is not supported"),
+    ({"LLM_PROVIDER": "bedrock", "LLM_MODEL_ID": "m", "LLM_MAX_STOP_SEQUENCES": "four"}, "LLM_MAX_STOP_SEQUENCES must be a whole number"),
 ])
 def test_llm_configuration_errors_name_the_variable(environ, message, monkeypatch):
     monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
@@ -120,3 +121,11 @@ def test_llm_configuration_errors_name_the_variable(environ, message, monkeypatc
 
 def test_no_llm_configured_means_extractive_answers():
     assert language_model_from_env({}) is None and language_model_from_env({"LLM_PROVIDER": "none"}) is None
+
+
+def test_the_stop_sequence_limit_follows_the_container_settings(monkeypatch):
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    tgi = {"LLM_PROVIDER": "sagemaker", "LLM_ENDPOINT_NAME": "e", "LLM_CONTAINER": "tgi"}
+    assert language_model_from_env(tgi).max_stop_sequences == 4  # TGI's MAX_STOP_SEQUENCES default
+    assert language_model_from_env({**tgi, "LLM_MAX_STOP_SEQUENCES": "10"}).max_stop_sequences == 10
+    assert language_model_from_env({**tgi, "LLM_CONTAINER": "djl-lmi"}).max_stop_sequences is None

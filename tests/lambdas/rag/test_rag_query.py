@@ -263,3 +263,114 @@ def test_an_unreachable_database_is_a_503_that_says_so(env):
         listener.close()
     assert response["statusCode"] == 503 and response["multiValueHeaders"]["Retry-After"] == ["10"]
     assert "did not accept a connection within 2 s" in json.loads(response["body"])["message"]
+
+
+# ---- failing dependencies: structured 502/503/504 naming the dependency and the request id ----
+
+REQUEST_ID = "c6af9ac6-7b61-11e6-9a41-93e8deadbeef"  # the id tests.lambdas.rag.events.api_event carries
+
+
+def _assert_no_internals(body: dict, *secrets: str) -> None:
+    text = json.dumps(body)
+    assert "Traceback" not in text and "botocore" not in text and "psycopg" not in text
+    for secret in secrets:
+        assert secret not in text
+
+
+def test_a_model_error_is_a_502_naming_the_language_model(env, indexed, embedder):
+    client = boto3.client("sagemaker-runtime", region_name="eu-west-1")
+    stub = Stubber(client)
+    stub.add_client_error("invoke_endpoint", service_error_code="ModelError", http_status_code=424,
+                          service_message="Received server error (500) from primary: CUDA out of memory at 0x7f3a")
+    stub.activate()
+    llm = SageMakerLlm("llm-tgi", container="tgi", client=client, sleep=lambda s: None)
+    env.setattr(query_handler, "pipeline", lambda: QueryPipeline(indexed, embedder, DefaultPromptSource(), llm))
+    status, body = call({"question": "How long is the laptop warranty?"})
+    assert status == 502
+    assert body == {"error": "DependencyFailed", "dependency": "language model", "request_id": REQUEST_ID,
+                    "message": "the language model answered with an error"}
+    _assert_no_internals(body, "CUDA", "ModelError")
+
+
+def test_an_unreachable_database_is_a_503_naming_the_vector_store(env, embedder):
+    import socket
+
+    from lambdas.runtime.rag.pgvector import PgVectorStore
+
+    with socket.socket() as probe:  # a port nobody listens on: the connection is refused
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    store = PgVectorStore(f"host=127.0.0.1 port={port} dbname=x user=u password=hunter2 connect_timeout=2", table="t")
+    env.setattr(query_handler, "pipeline", lambda: QueryPipeline(store, embedder, DefaultPromptSource()))
+    response = query_handler.handler(api_event({"question": "How long is the laptop warranty?"}), LambdaContext())
+    body = json.loads(response["body"])
+    headers = response.get("headers") or {k: v[0] for k, v in response["multiValueHeaders"].items()}
+    assert response["statusCode"] == 503 and headers["Retry-After"] == "10"
+    assert (body["error"], body["dependency"], body["request_id"]) == ("DependencyUnavailable", "vector store", REQUEST_ID)
+    assert body["message"].startswith("the vector store is unavailable: the vector database did not accept a connection")
+    _assert_no_internals(body, "hunter2", str(port))
+
+
+def test_a_model_that_does_not_answer_in_time_is_a_504(env, indexed, embedder):
+    import socket
+    import threading
+
+    from botocore.config import Config
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    accepted = []
+    # Accepts the connection and never answers: a real read timeout in botocore.
+    threading.Thread(target=lambda: accepted.append(server.accept()), daemon=True).start()
+    client = boto3.client("sagemaker-runtime", region_name="eu-west-1", endpoint_url=f"http://127.0.0.1:{server.getsockname()[1]}",
+                          config=Config(read_timeout=1, connect_timeout=1, retries={"total_max_attempts": 1}))
+    llm = SageMakerLlm("llm-tgi", container="tgi", client=client, sleep=lambda s: None)
+    env.setattr(query_handler, "pipeline", lambda: QueryPipeline(indexed, embedder, DefaultPromptSource(), llm))
+    try:
+        status, body = call({"question": "How long is the laptop warranty?"})
+    finally:
+        server.close()
+    assert status == 504
+    assert (body["error"], body["dependency"], body["request_id"]) == ("DependencyTimeout", "language model", REQUEST_ID)
+    _assert_no_internals(body, "127.0.0.1")
+
+
+def test_a_bug_is_a_500_with_the_request_id_and_no_details(env, indexed, embedder):
+    class Broken:
+        def render(self, prompt_id, variables, alias="prod"):
+            return {}["secret-key-name"]
+
+    env.setattr(query_handler, "pipeline", lambda: QueryPipeline(indexed, embedder, Broken()))
+    status, body = call({"question": "How long is the laptop warranty?"})
+    assert status in (500, 502) and body["request_id"] == REQUEST_ID
+    _assert_no_internals(body, "secret-key-name")
+
+
+def test_a_prompt_version_without_temperature_or_max_tokens_answers(env, indexed, embedder):
+    from lambdas.runtime.prompt_catalog.model import RenderedPrompt
+
+    class NoParameters:
+        def render(self, prompt_id, variables, alias="prod"):
+            text = DefaultPromptSource().render(prompt_id, variables).text
+            return RenderedPrompt(text=text, prompt_id=prompt_id, version=7, content_hash="h",
+                                  model_parameters={"temperature": None, "max_tokens": None, "top_p": None, "stop": []})
+
+    client = boto3.client("bedrock-runtime", region_name="eu-west-1")
+    stub = Stubber(client)
+    stub.add_response("converse", {"output": {"message": {"role": "assistant", "content": [{"text": "Two years [1]."}]}},
+                                   "stopReason": "end_turn", "usage": {"inputTokens": 9, "outputTokens": 3, "totalTokens": 12},
+                                   "metrics": {"latencyMs": 5}},
+                      {"modelId": "m", "messages": ANY, "inferenceConfig": {"maxTokens": 512, "temperature": 0.1}})
+    stub.activate()
+    llm = BedrockConverseLlm("m", client=client, sleep=lambda s: None)
+    env.setattr(query_handler, "pipeline", lambda: QueryPipeline(indexed, embedder, NoParameters(), llm))
+    status, body = call({"question": "How long is the laptop warranty?"})
+    assert status == 200, body
+    assert body["answer"] == "Two years [1]." and body["prompt_version"] == 7
+
+
+def test_an_unknown_route_is_a_404_not_the_catch_all_500(env):
+    response = query_handler.handler(api_event({"question": "q"}, path="/nope"), LambdaContext())
+    body = json.loads(response["body"])
+    assert response["statusCode"] == 404 and body["error"] == "NotFound" and body["request_id"] == REQUEST_ID

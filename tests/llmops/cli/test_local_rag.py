@@ -178,4 +178,30 @@ def test_configured_llm_without_credentials_is_reported(cli, monkeypatch, indexe
 
     monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)  # no credentials cached by earlier tests
     code, out, err = cli("local", "ask", "How long is the warranty?")
-    assert code == 1 and "the configured model could not answer" in err and "credentials" in err.lower()
+    assert code == 1 and "the configured language model could not answer" in err and "credentials" in err.lower()
+
+
+def test_ask_renders_the_repo_prompt_file_as_the_deploy_does(cli, indexed, monkeypatch):
+    from lambdas.runtime.prompt_catalog.files import load_prompt_file
+
+    monkeypatch.delenv("LLMOPS_PROMPTS_DIR", raising=False)
+    repo_file, _ = load_prompt_file(Path(__file__).resolve().parents[3] / "prompts" / "rag-answer.yaml")
+    code, out, err = cli("local", "ask", "How many days do customers have to request a refund?", "--json", "--show-prompt")
+    assert code == 0, err
+    answer = json.loads(out)
+    # The content hash the synced catalog version of prompts/rag-answer.yaml carries.
+    assert (answer["prompt_id"], answer["prompt_hash"]) == ("rag-answer", repo_file.content.content_hash())
+    assert "Question: How many days do customers have to request a refund?" in err and "[1] (" in err
+
+
+def test_ask_follows_an_edited_prompt_file_and_refuses_a_broken_one(cli, indexed, monkeypatch, tmp_path):
+    prompts = Path(shutil.copytree(Path(__file__).resolve().parents[3] / "prompts", tmp_path / "prompts"))
+    path = prompts / "rag-answer.yaml"
+    path.write_text(path.read_text().replace("Answer:", "Reply in one line:"))
+    monkeypatch.setenv("LLMOPS_PROMPTS_DIR", str(prompts))
+    code, out, err = cli("local", "ask", "When are invoices due?", "--show-prompt")
+    assert code == 0, err
+    assert "Reply in one line:" in err and "45 days" in out  # the extractive answer path is unchanged
+    path.write_text(path.read_text().replace("{question}", "{question"))
+    code, out, err = cli("local", "ask", "When are invoices due?")
+    assert code == 2 and "the prompt files are invalid" in err and "rag-answer.yaml: template" in err
