@@ -39,6 +39,8 @@ def register(registry: dict) -> None:
     serve.add_argument("--container", choices=("tgi", "djl-lmi"), default="tgi",
                        help="answer shape of the `inputs` requests: TGI's list or DJL-LMI's object (default tgi)")
     serve.add_argument("--max-new-tokens", type=int, default=1024, help="largest max_new_tokens accepted (default 1024)")
+    serve.add_argument("--threads", type=int, default=0,
+                       help="CPU threads per generation (default 0: torch's choice; 1 is fastest on a busy machine)")
     serve.set_defaults(func=run_serve)
 
 
@@ -165,11 +167,15 @@ def run_serve(args: argparse.Namespace) -> int:
     if args.max_new_tokens < 1:
         print(f"error: --max-new-tokens must be at least 1, got {args.max_new_tokens}", file=sys.stderr)
         return 2
+    if args.threads < 0:
+        print(f"error: --threads must be 0 (torch's choice) or more, got {args.threads}", file=sys.stderr)
+        return 2
     cache = model_cache_dir()
     try:
         if not cached_model_ready(cache):
             print(f"Converting the model once into {cache} (about a minute) ...", file=sys.stderr, flush=True)
         model = load_local_model(cache)
+        model.threads = args.threads or None
     except ModelNotInstalled as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -14,7 +14,8 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -97,13 +98,29 @@ class _FirstTokenClock:
         pass
 
 
+@contextmanager
+def _threads(count: int | None) -> Iterator[None]:
+    import torch
+
+    previous = torch.get_num_threads()
+    if count:
+        torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 class LocalModel:
     """A causal LM and its tokenizer; generate() is serialized (one request at a time on the CPU)."""
 
-    def __init__(self, model: Any, tokenizer: Any, *, name: str = MODEL_ID) -> None:
+    def __init__(self, model: Any, tokenizer: Any, *, name: str = MODEL_ID, threads: int | None = None) -> None:
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.name = name
+        # Intra-op threads while generating (None: torch's default). On an oversubscribed CPU one thread is
+        # many times faster than several: OpenMP workers spin waiting for each other.
+        self.threads = threads
         self.context_length = int(getattr(model.config, "max_position_embeddings", 2048))
         self._lock = threading.Lock()
 
@@ -155,7 +172,7 @@ class LocalModel:
         if stop:
             options.update(stop_strings=list(stop), tokenizer=self.tokenizer)
         clock = _FirstTokenClock()
-        with self._lock, torch.inference_mode():
+        with self._lock, torch.inference_mode(), _threads(self.threads):
             if do_sample:
                 torch.manual_seed(seed if seed is not None else int.from_bytes(os.urandom(4), "little"))
             started = time.perf_counter()

@@ -183,7 +183,8 @@ def _parse_generate(payload: dict[str, Any], limits: Limits, container: str) -> 
         raise _invalid(f"`inputs` must be a string, got {_type_name(inputs)}")
     if not inputs:
         raise _invalid("`inputs` cannot be empty")
-    params = payload.get("parameters") or {}
+    params = payload.get("parameters")
+    params = {} if params is None else params
     if not isinstance(params, dict):
         raise _invalid(f"`parameters` must be an object, got {_type_name(params)}")
     _unknown("parameter", params, GENERATE_PARAMETERS)
