@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from lambdas.runtime.prompts.model import RenderedPrompt
+    from lambdas.runtime.prompt_catalog.model import RenderedPrompt
     from lambdas.runtime.rag.llm import Generation
 
 MODEL_NAME = "SmolLM2-135M-Instruct"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from lambdas.runtime.inference.local_model import MODEL_ID, LocalLanguageModel, gguf_path, load_local_model
-from lambdas.runtime.prompts.model import RenderedPrompt
+from lambdas.runtime.prompt_catalog.model import RenderedPrompt
 from llmops.cli.local_serve import model_cache_dir
 
 pytestmark = pytest.mark.xdist_group("local_model")  # one worker loads the model for every test that needs it
