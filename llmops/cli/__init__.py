@@ -24,6 +24,7 @@ COMMAND_MODULES = (
 OPTIONAL_COMMAND_MODULES = (
     "llmops.cli.local_rag",
     "llmops.cli.local_prep",
+    "llmops.cli.local_serve",
     "llmops.cli.prompts",
 )
 
