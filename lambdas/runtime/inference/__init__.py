@@ -1,0 +1,1 @@
+"""Serving: the local generative model and the SageMaker serving-container HTTP contract."""
