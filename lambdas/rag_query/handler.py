@@ -1,6 +1,7 @@
 """RAG query Lambda: ``POST /query`` (API Gateway REST, IAM-authorised) -> cited answer.
 
-400 names the problem with the request; 503 says which model kept throttling. Metrics go out
+400 names the problem with the request; 503 says which model kept throttling, or that a
+scaled-to-zero model is starting. Metrics go out
 as EMF with the prompt id and version as dimensions, so prompt versions can be compared.
 """
 
@@ -16,7 +17,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from lambdas.runtime.prompt_catalog.errors import PromptCatalogError
 from lambdas.runtime.rag.embedders import embedder_from_env
-from lambdas.runtime.rag.llm import language_model_from_env
+from lambdas.runtime.rag.llm import ModelStarting, language_model_from_env
 from lambdas.runtime.rag.prompting import DEFAULT_PROMPT_ID, prompt_source_from_env
 from lambdas.runtime.rag.query import (
     DEFAULT_MAX_QUESTION_CHARS,
@@ -96,6 +97,15 @@ def throttled(exc: UpstreamThrottled) -> Response:
     logger.warning("model throttled after retries", extra={"error": str(exc)})
     return Response(status_code=503, content_type="application/json",
                     body={"message": f"{exc}; retry later"}, headers={"Retry-After": "5"})
+
+
+@app.exception_handler(ModelStarting)
+def model_starting(exc: ModelStarting) -> Response:
+    # A scaled-to-zero endpoint: the no-capacity alarm is already scaling it out; the caller retries.
+    metrics.add_metric(name="ModelStarting", unit=MetricUnit.Count, value=1)
+    logger.info("model endpoint has no capacity yet", extra={"error": str(exc)})
+    return Response(status_code=503, content_type="application/json",
+                    body={"message": str(exc)}, headers={"Retry-After": "60"})
 
 
 @app.exception_handler(PromptCatalogError)

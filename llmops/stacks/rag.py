@@ -136,6 +136,9 @@ class RagStack(Stack):
         }
         if rag.llm_provider == "sagemaker":
             query_env["LLM_ENDPOINT_NAME"] = self.llm_endpoint
+            component = getattr(self.llm_construct, "component_name", None)
+            if component:  # scale-to-zero endpoints host an inference component; invocations must name it
+                query_env["LLM_INFERENCE_COMPONENT"] = component
         else:
             query_env["LLM_MODEL_ID"] = rag.llm_model_id
         if prompt_catalog is not None:  # else the default template in code (prompt "rag-answer", version 0)

@@ -28,6 +28,28 @@ class LlmError(Exception):
     """The model answered, but not with something this client understands."""
 
 
+class ModelStarting(Exception):
+    """The endpoint has no capacity (scaled to zero): it is starting; callers answer 503 and retry later."""
+
+    def __init__(self, endpoint_name: str, detail: str) -> None:
+        super().__init__(f"model is starting: SageMaker endpoint {endpoint_name} has no capacity yet ({detail}); "
+                         f"a scaled-to-zero endpoint takes about 5 minutes to start, retry later")
+        self.endpoint_name = endpoint_name
+
+
+# SageMaker's answer when an inference component has zero copies: a 400 ValidationError whose message
+# says the component "has no capacity to process this request" (the NoCapacityInvocationFailures metric).
+_NO_CAPACITY = re.compile(r"no capacity", re.IGNORECASE)
+
+
+def no_capacity(exc: BaseException) -> bool:
+    response = getattr(exc, "response", None)
+    if not isinstance(response, dict):
+        return False
+    error = response.get("Error", {})
+    return error.get("Code") == "ValidationError" and bool(_NO_CAPACITY.search(error.get("Message", "")))
+
+
 class LanguageModel(Protocol):
     name: str
 
@@ -44,12 +66,14 @@ class SageMakerLlm:
     """A SageMaker real-time endpoint running Hugging Face TGI or DJL LMI (``inputs`` + ``parameters``)."""
 
     def __init__(self, endpoint_name: str, *, container: str = "tgi", client: Any = None,
-                 sleep: Callable[[float], None] | None = None, attempts: int = DEFAULT_ATTEMPTS) -> None:
+                 sleep: Callable[[float], None] | None = None, attempts: int = DEFAULT_ATTEMPTS,
+                 inference_component: str | None = None) -> None:
         if container not in ("tgi", "djl-lmi"):
             raise ValueError(f"LLM_CONTAINER must be 'tgi' or 'djl-lmi', got {container!r}")
         import boto3
 
         self.endpoint_name = endpoint_name
+        self.inference_component = inference_component  # endpoints with inference components need its name
         self.container = container
         self.name = f"sagemaker:{endpoint_name}"
         self._client = client or boto3.client("sagemaker-runtime", config=client_config())
@@ -73,13 +97,20 @@ class SageMakerLlm:
 
     def generate(self, prompt: RenderedPrompt) -> Generation:
         body = json.dumps(self.payload(prompt))
-        response = call_with_backoff(
-            lambda: self._client.invoke_endpoint(
-                EndpointName=self.endpoint_name, ContentType="application/json", Accept="application/json", Body=body
-            ),
-            service=f"SageMaker endpoint {self.endpoint_name}",
-            **self._backoff,
-        )
+        request = {"EndpointName": self.endpoint_name, "ContentType": "application/json", "Accept": "application/json",
+                   "Body": body}
+        if self.inference_component:
+            request["InferenceComponentName"] = self.inference_component
+        try:
+            response = call_with_backoff(
+                lambda: self._client.invoke_endpoint(**request),
+                service=f"SageMaker endpoint {self.endpoint_name}",
+                **self._backoff,
+            )
+        except Exception as exc:
+            if no_capacity(exc):
+                raise ModelStarting(self.endpoint_name, getattr(exc, "response")["Error"]["Message"]) from exc
+            raise
         payload = json.loads(response["Body"].read())
         if isinstance(payload, list) and payload:
             payload = payload[0]  # TGI answers a list with one generation
@@ -160,7 +191,8 @@ def extractive_answer(question: str, hits: Sequence[Hit], max_sentences: int = 2
 
 
 def language_model_from_env(environ: Mapping[str, str] = os.environ) -> LanguageModel | None:
-    """``LLM_PROVIDER``: ``sagemaker`` (``LLM_ENDPOINT_NAME``, ``LLM_CONTAINER``), ``bedrock`` (``LLM_MODEL_ID``), or unset/``none``."""
+    """``LLM_PROVIDER``: ``sagemaker`` (``LLM_ENDPOINT_NAME``, ``LLM_CONTAINER``, optional ``LLM_INFERENCE_COMPONENT``),
+    ``bedrock`` (``LLM_MODEL_ID``), or unset/``none``."""
     provider = environ.get("LLM_PROVIDER", "")
     if provider in ("", "none"):
         return None
@@ -168,7 +200,8 @@ def language_model_from_env(environ: Mapping[str, str] = os.environ) -> Language
         endpoint = environ.get("LLM_ENDPOINT_NAME")
         if not endpoint:
             raise ValueError("LLM_ENDPOINT_NAME must be set when LLM_PROVIDER=sagemaker")
-        return SageMakerLlm(endpoint, container=environ.get("LLM_CONTAINER") or "tgi")
+        return SageMakerLlm(endpoint, container=environ.get("LLM_CONTAINER") or "tgi",
+                            inference_component=environ.get("LLM_INFERENCE_COMPONENT") or None)
     if provider == "bedrock":
         model_id = environ.get("LLM_MODEL_ID")
         if not model_id:
