@@ -1,6 +1,7 @@
 """RAG query Lambda: ``POST /query`` (API Gateway REST, IAM-authorised) -> cited answer.
 
-400 names the problem with the request; 503 says which model kept throttling. Metrics go out
+400 names the problem with the request; 503 says which model kept throttling, or that a
+scaled-to-zero model is starting. Metrics go out
 as EMF with the prompt id and version as dimensions, so prompt versions can be compared.
 """
 
@@ -26,7 +27,7 @@ from lambdas.runtime.rag.query import (
     QueryPipeline,
     parse_request,
 )
-from lambdas.runtime.rag.retry import UpstreamThrottled
+from lambdas.runtime.rag.retry import ModelStarting, UpstreamThrottled
 from lambdas.runtime.rag.store import store_from_env
 
 logger = Logger()
@@ -96,6 +97,15 @@ def throttled(exc: UpstreamThrottled) -> Response:
     logger.warning("model throttled after retries", extra={"error": str(exc)})
     return Response(status_code=503, content_type="application/json",
                     body={"message": f"{exc}; retry later"}, headers={"Retry-After": "5"})
+
+
+@app.exception_handler(ModelStarting)
+def starting(exc: ModelStarting) -> Response:
+    # A scaled-to-zero endpoint is bringing up its first copy (minutes): say so instead of a bare 5xx.
+    metrics.add_metric(name="ModelStarting", unit=MetricUnit.Count, value=1)
+    logger.info("model is starting", extra={"error": str(exc)})
+    return Response(status_code=503, content_type="application/json",
+                    body={"message": str(exc), "reason": "model is starting"}, headers={"Retry-After": "120"})
 
 
 @app.exception_handler(PromptCatalogError)
