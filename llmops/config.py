@@ -1031,7 +1031,8 @@ def _check_inference(cfg: EnvironmentConfig) -> None:
         if dim is None:
             raise ValueError(f"inference.embeddings.dimension: {emb.model_id!r} is not in the known-models table; "
                              f"declare its output dimension")
-        if dim != cfg.vector_store.dimension:
+        rag_uses_it = cfg.rag.embedding_provider == "sagemaker" and not cfg.rag.embedding_endpoint_name
+        if rag_uses_it and dim != cfg.vector_store.dimension:
             raise ValueError(f"inference.embeddings.dimension: {emb.model_id} returns {dim} dimensions but "
                              f"vector_store.dimension is {cfg.vector_store.dimension}; they must match")
 

@@ -17,7 +17,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from lambdas.runtime.prompt_catalog.errors import PromptCatalogError
 from lambdas.runtime.rag.embedders import embedder_from_env
-from lambdas.runtime.rag.llm import ModelStarting, language_model_from_env
+from lambdas.runtime.rag.llm import language_model_from_env
 from lambdas.runtime.rag.prompting import DEFAULT_PROMPT_ID, prompt_source_from_env
 from lambdas.runtime.rag.query import (
     DEFAULT_MAX_QUESTION_CHARS,
@@ -27,7 +27,7 @@ from lambdas.runtime.rag.query import (
     QueryPipeline,
     parse_request,
 )
-from lambdas.runtime.rag.retry import UpstreamThrottled
+from lambdas.runtime.rag.retry import ModelStarting, UpstreamThrottled
 from lambdas.runtime.rag.store import store_from_env
 
 logger = Logger()
@@ -100,12 +100,12 @@ def throttled(exc: UpstreamThrottled) -> Response:
 
 
 @app.exception_handler(ModelStarting)
-def model_starting(exc: ModelStarting) -> Response:
-    # A scaled-to-zero endpoint: the no-capacity alarm is already scaling it out; the caller retries.
+def starting(exc: ModelStarting) -> Response:
+    # A scaled-to-zero endpoint is bringing up its first copy (minutes): say so instead of a bare 5xx.
     metrics.add_metric(name="ModelStarting", unit=MetricUnit.Count, value=1)
-    logger.info("model endpoint has no capacity yet", extra={"error": str(exc)})
+    logger.info("model is starting", extra={"error": str(exc)})
     return Response(status_code=503, content_type="application/json",
-                    body={"message": str(exc)}, headers={"Retry-After": "60"})
+                    body={"message": str(exc), "reason": "model is starting"}, headers={"Retry-After": "120"})
 
 
 @app.exception_handler(PromptCatalogError)

@@ -28,28 +28,6 @@ class LlmError(Exception):
     """The model answered, but not with something this client understands."""
 
 
-class ModelStarting(Exception):
-    """The endpoint has no capacity (scaled to zero): it is starting; callers answer 503 and retry later."""
-
-    def __init__(self, endpoint_name: str, detail: str) -> None:
-        super().__init__(f"model is starting: SageMaker endpoint {endpoint_name} has no capacity yet ({detail}); "
-                         f"a scaled-to-zero endpoint takes about 5 minutes to start, retry later")
-        self.endpoint_name = endpoint_name
-
-
-# SageMaker's answer when an inference component has zero copies: a 400 ValidationError whose message
-# says the component "has no capacity to process this request" (the NoCapacityInvocationFailures metric).
-_NO_CAPACITY = re.compile(r"no capacity", re.IGNORECASE)
-
-
-def no_capacity(exc: BaseException) -> bool:
-    response = getattr(exc, "response", None)
-    if not isinstance(response, dict):
-        return False
-    error = response.get("Error", {})
-    return error.get("Code") == "ValidationError" and bool(_NO_CAPACITY.search(error.get("Message", "")))
-
-
 class LanguageModel(Protocol):
     name: str
 
@@ -101,16 +79,11 @@ class SageMakerLlm:
                    "Body": body}
         if self.inference_component:
             request["InferenceComponentName"] = self.inference_component
-        try:
-            response = call_with_backoff(
-                lambda: self._client.invoke_endpoint(**request),
-                service=f"SageMaker endpoint {self.endpoint_name}",
-                **self._backoff,
-            )
-        except Exception as exc:
-            if no_capacity(exc):
-                raise ModelStarting(self.endpoint_name, getattr(exc, "response")["Error"]["Message"]) from exc
-            raise
+        response = call_with_backoff(
+            lambda: self._client.invoke_endpoint(**request),
+            service=f"SageMaker endpoint {self.endpoint_name}",
+            **self._backoff,
+        )
         payload = json.loads(response["Body"].read())
         if isinstance(payload, list) and payload:
             payload = payload[0]  # TGI answers a list with one generation

@@ -1,4 +1,4 @@
-"""A scaled-to-zero LLM endpoint (inference component with 0 copies): the query answers 503 "model is starting"."""
+"""Scale-to-zero LLM endpoints host an inference component: invocations name it, and no capacity is "model is starting"."""
 
 from __future__ import annotations
 
@@ -12,9 +12,10 @@ from botocore.response import StreamingBody
 from botocore.stub import ANY, Stubber
 
 from lambdas.runtime.prompt_catalog.model import RenderedPrompt
-from lambdas.runtime.rag.llm import ModelStarting, SageMakerLlm, language_model_from_env
+from lambdas.runtime.rag.llm import SageMakerLlm, language_model_from_env
 from lambdas.runtime.rag.prompting import DefaultPromptSource
 from lambdas.runtime.rag.query import QueryPipeline
+from lambdas.runtime.rag.retry import ModelStarting
 from tests.lambdas.rag.test_rag_query import env, indexed, query_handler  # noqa: F401  (fixtures)
 
 # The message SageMaker Runtime returns while an inference component has no copies.
@@ -51,7 +52,7 @@ def test_no_capacity_becomes_model_starting_and_other_validation_errors_do_not()
                           service_message="Endpoint llmops-dev-llm of account 123456789012 not found.", http_status_code=400)
     with stub:
         llm = SageMakerLlm("llmops-dev-llm", container="djl-lmi", client=client, sleep=lambda s: None)
-        with pytest.raises(ModelStarting, match="model is starting: SageMaker endpoint llmops-dev-llm has no capacity"):
+        with pytest.raises(ModelStarting, match="model is starting: SageMaker endpoint llmops-dev-llm has no capacity yet"):
             llm.generate(prompt())
         with pytest.raises(ClientError, match="not found"):
             llm.generate(prompt())
@@ -65,17 +66,19 @@ def test_the_component_name_comes_from_the_environment(monkeypatch):
 
 
 @pytest.mark.postgres
-def test_query_answers_503_model_is_starting(env, indexed, embedder):  # noqa: F811
+def test_query_through_the_inference_component_answers_503_model_is_starting(env, indexed, embedder):  # noqa: F811
     client, stub = runtime()
     stub.add_client_error("invoke_endpoint", service_error_code="ValidationError", service_message=NO_CAPACITY,
-                          http_status_code=400)
+                          http_status_code=400, expected_params={
+                              "EndpointName": "llmops-dev-llm", "InferenceComponentName": "llmops-dev-llm-primary",
+                              "ContentType": "application/json", "Accept": "application/json", "Body": ANY})
     stub.activate()
     llm = SageMakerLlm("llmops-dev-llm", container="djl-lmi", client=client, inference_component="llmops-dev-llm-primary")
     env.setattr(query_handler, "pipeline", lambda: QueryPipeline(indexed, embedder, DefaultPromptSource(), llm))
     response = query_handler.handler(_event(), _context())
     assert response["statusCode"] == 503
     assert json.loads(response["body"])["message"].startswith("model is starting: SageMaker endpoint llmops-dev-llm")
-    assert response.get("headers", {}).get("Retry-After") == "60" or response["multiValueHeaders"]["Retry-After"] == ["60"]
+    assert json.loads(response["body"])["reason"] == "model is starting"
     stub.assert_no_pending_responses()
 
 
