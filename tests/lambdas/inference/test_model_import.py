@@ -144,3 +144,12 @@ def test_cli_names_the_problem(tmp_path, s3, capsys):
     rc = main(["models", "import", str(tmp_path), "--bucket", BUCKET])
     assert rc == 2
     assert "needs --model-id" in capsys.readouterr().err
+
+
+def test_env_names_the_artifacts_bucket_from_config_or_sts(monkeypatch):
+    from llmops.cli.models import artifacts_bucket
+
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    with mock_aws():  # dev has no account in config: STS answers (moto's account 123456789012)
+        assert artifacts_bucket("dev", None) == ("llmops-dev-artifacts-123456789012-us-east-1", "us-east-1")
+    assert artifacts_bucket("staging", None) == ("llmops-stg-artifacts-111111111111-us-east-1", "us-east-1")  # name_prefix llmops-stg
