@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "llmops.cli.cost",
     "llmops.cli.delivery",
     "llmops.cli.review",
+    "llmops.cli.models",
 )
 OPTIONAL_COMMAND_MODULES = (
     "llmops.cli.local_rag",

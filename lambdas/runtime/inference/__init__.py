@@ -1,0 +1,1 @@
+"""Inference runtime: model import into the artifacts bucket (``llmops models import``)."""
