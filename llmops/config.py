@@ -921,6 +921,11 @@ class EnvironmentConfig(_Model):
     def is_prod(self) -> bool:
         return self.name == "prod"
 
+    @property
+    def tags(self) -> dict[str, str]:
+        """The tags every resource of the environment carries (the stage applies them)."""
+        return {"project": self.project, "environment": self.name, "cost-centre": self.cost_centre, "owner": self.owner}
+
 
 # Account ids that only ever appear in examples; a pipeline that deploys to one is not deployable.
 EXAMPLE_ACCOUNTS = frozenset({"000000000000", "111111111111", "222222222222", "333333333333", "123456789012"})

@@ -93,12 +93,7 @@ class LlmOpsStage(Stage):
                 description=f"LLMOps {cfg.name}: A2I review of LLM answers, routing, results into datasets",
             )
 
-        for key, value in {
-            "project": cfg.project,
-            "environment": cfg.name,
-            "cost-centre": cfg.cost_centre,
-            "owner": cfg.owner,
-        }.items():
+        for key, value in cfg.tags.items():
             Tags.of(self).add(key, value)
         self.rule_packs = add_rule_packs(self, cfg) if nag else []
 

@@ -45,6 +45,12 @@ def short_hash(value: Any, scope: Construct) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
+def _tagged(scope: Construct, id: str, type_: str, props: dict[str, Any], cfg: EnvironmentConfig) -> CfnResource:
+    """A raw SageMaker resource with the environment's tags (Tags.of reaches only typed L1 classes)."""
+    tags = [{"Key": k, "Value": v} for k, v in sorted(cfg.tags.items())]
+    return CfnResource(scope, id, type=type_, properties={**props, "Tags": tags})
+
+
 def _name(base: str, digest: str) -> str:
     return f"{base[: 63 - 9]}-{digest}"
 
@@ -231,7 +237,7 @@ class LlmEndpoint(_Endpoint):
                 },
                 "AutoRollbackConfiguration": {"Alarms": [{"AlarmName": a.alarm_name} for a in self.alarms[:2]]},
             }
-        self.endpoint = CfnResource(self, "Endpoint", type="AWS::SageMaker::Endpoint", properties=props)
+        self.endpoint = _tagged(self, "Endpoint", "AWS::SageMaker::Endpoint", props, cfg)
         for alarm in self.alarms:  # the rollback alarms exist before the first update needs them
             self.endpoint.node.add_dependency(alarm)
         self.component = self._inference_component(variants[0]) if self.components else None
@@ -261,7 +267,7 @@ class LlmEndpoint(_Endpoint):
         props = {"ExecutionRoleArn": self.role.role_arn, "PrimaryContainer": container, "VpcConfig": self.vpc_config,
                  "EnableNetworkIsolation": True}
         props["ModelName"] = _name(f"{self.endpoint_name}-{v.name}", short_hash(props, self))
-        model = CfnResource(self, f"Model-{v.name}", type="AWS::SageMaker::Model", properties=props)
+        model = _tagged(self, f"Model-{v.name}", "AWS::SageMaker::Model", props, ctx.env_config)
         model.node.add_dependency(self.role)
         return model
 
@@ -325,7 +331,7 @@ class LlmEndpoint(_Endpoint):
             }
             ctx.data.grant_read_write(self.role, ASYNC_PREFIX)
         props["EndpointConfigName"] = _name(self.endpoint_name, short_hash(props, self))
-        config = CfnResource(self, "EndpointConfig", type="AWS::SageMaker::EndpointConfig", properties=props)
+        config = _tagged(self, "EndpointConfig", "AWS::SageMaker::EndpointConfig", props, cfg)
         for model in self.models.values():
             config.node.add_dependency(model)
         return config
@@ -334,7 +340,7 @@ class LlmEndpoint(_Endpoint):
         facts = self.env_config.instance(v.instance_type)
         # Half the host memory: the container needs room beside the weights, and a copy must fit one instance.
         memory_mb = int(facts.memory_gib * 1024 * 0.5)
-        component = CfnResource(self, "InferenceComponent", type="AWS::SageMaker::InferenceComponent", properties={
+        component = _tagged(self, "InferenceComponent", "AWS::SageMaker::InferenceComponent", {
             "InferenceComponentName": f"{self.endpoint_name}-{v.name}",
             "EndpointName": self.endpoint.get_att("EndpointName"),
             "VariantName": v.name,
@@ -346,7 +352,7 @@ class LlmEndpoint(_Endpoint):
                                       "ModelDataDownloadTimeoutInSeconds": self.config.health_check_timeout_seconds},
             },
             "RuntimeConfig": {"CopyCount": 1},
-        })
+        }, self.env_config)
         self.component_name = f"{self.endpoint_name}-{v.name}"
         return component
 
@@ -422,7 +428,7 @@ class EmbeddingEndpoint(_Endpoint):
             props["VpcConfig"] = {"SecurityGroupIds": [self.security_group.security_group_id], "Subnets": subnets}
             props["EnableNetworkIsolation"] = True
         props["ModelName"] = _name(f"{self.endpoint_name}-model", short_hash(props, self))
-        self.model = CfnResource(self, "Model", type="AWS::SageMaker::Model", properties=props)
+        self.model = _tagged(self, "Model", "AWS::SageMaker::Model", props, cfg)
         self.model.node.add_dependency(self.role)
         variant: dict[str, Any] = {"VariantName": self.primary_variant, "ModelName": self.model.get_att("ModelName")}
         config: dict[str, Any] = {"KmsKeyId": ctx.key.key_arn}
@@ -440,7 +446,7 @@ class EmbeddingEndpoint(_Endpoint):
                 config["DataCaptureConfig"] = capture
         config["ProductionVariants"] = [variant]
         config["EndpointConfigName"] = _name(self.endpoint_name, short_hash(config, self))
-        self.endpoint_config = CfnResource(self, "EndpointConfig", type="AWS::SageMaker::EndpointConfig", properties=config)
+        self.endpoint_config = _tagged(self, "EndpointConfig", "AWS::SageMaker::EndpointConfig", config, cfg)
         self.endpoint_config.node.add_dependency(self.model)
         self.alarms = self._alarms(ctx, gpu=emb.container == "tei" and not emb.serverless)
         endpoint: dict[str, Any] = {"EndpointName": self.endpoint_name,
@@ -452,7 +458,7 @@ class EmbeddingEndpoint(_Endpoint):
                                           "TerminationWaitInSeconds": 300, "MaximumExecutionTimeoutInSeconds": 1800},
                 "AutoRollbackConfiguration": {"Alarms": [{"AlarmName": a.alarm_name} for a in self.alarms[:2]]},
             }
-        self.endpoint = CfnResource(self, "Endpoint", type="AWS::SageMaker::Endpoint", properties=endpoint)
+        self.endpoint = _tagged(self, "Endpoint", "AWS::SageMaker::Endpoint", endpoint, cfg)
         for alarm in self.alarms:
             self.endpoint.node.add_dependency(alarm)
         self._tag_resources(cfg)
