@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from aws_cdk import CfnParameter, CfnResource, CfnRule, Duration, Fn, Stack, TagManager
+from aws_cdk import CfnParameter, CfnResource, CfnRule, Duration, Fn, Stack
 from aws_cdk import aws_applicationautoscaling as appscaling
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cw_actions
@@ -53,13 +53,6 @@ def _tagged(scope: Construct, id: str, type_: str, props: dict[str, Any], cfg: E
 
 def _name(base: str, digest: str) -> str:
     return f"{base[: 63 - 9]}-{digest}"
-
-
-def _tag(resource: CfnResource, cfg: EnvironmentConfig) -> CfnResource:
-    """Raw CfnResources are not ITaggable: the stage's four tags are written out (the tag walk holds them to it)."""
-    tags = {"project": cfg.project, "environment": cfg.name, "cost-centre": cfg.cost_centre, "owner": cfg.owner}
-    resource.add_property_override("Tags", [{"Key": k, "Value": v} for k, v in sorted(tags.items())])
-    return resource
 
 
 @dataclass(frozen=True)
@@ -134,12 +127,6 @@ class _Endpoint(Construct):
     def metric_errors(self, variant: str | None = None) -> cloudwatch.Metric:
         """Invocation5XXErrors: the model or container failed."""
         return self._metric("Invocation5XXErrors", "Sum", variant=variant or self.primary_variant)
-
-    def _tag_resources(self, cfg: EnvironmentConfig) -> None:
-        for child in self.node.children:
-            if (isinstance(child, CfnResource) and child.cfn_resource_type.startswith("AWS::SageMaker::")
-                    and not TagManager.is_taggable(child)):
-                _tag(child, cfg)
 
     def _alarms(self, ctx: ServingContext, gpu: bool) -> list[cloudwatch.Alarm]:
         prefix = self.endpoint_name
@@ -242,7 +229,6 @@ class LlmEndpoint(_Endpoint):
             self.endpoint.node.add_dependency(alarm)
         self.component = self._inference_component(variants[0]) if self.components else None
         self._scaling(llm)
-        self._tag_resources(cfg)
 
     # -- pieces ---------------------------------------------------------------------------------
 
@@ -461,4 +447,3 @@ class EmbeddingEndpoint(_Endpoint):
         self.endpoint = _tagged(self, "Endpoint", "AWS::SageMaker::Endpoint", endpoint, cfg)
         for alarm in self.alarms:
             self.endpoint.node.add_dependency(alarm)
-        self._tag_resources(cfg)
