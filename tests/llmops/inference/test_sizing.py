@@ -58,3 +58,18 @@ def test_any_name_outside_the_family_is_refused(family, name):
     else:
         with pytest.raises(ValueError, match="allowed"):
             validate_settings(family, {name: 1})
+
+
+@given(st.sampled_from([n for n, r in sorted(T.items()) if r.accelerator != "none" and not r.family.startswith("trn")]),
+       st.integers(min_value=1, max_value=32), st.sampled_from(sorted(KNOWN_MODELS)),
+       st.sampled_from(["bf16", "fp8", "awq"]))
+def test_sizing_accepts_exactly_what_divides_and_fits(name, tp, model, dtype):
+    row, params = T[name], KNOWN_MODELS[model].params_billion
+    divides = row.accelerator_count % tp == 0
+    fits = params * 1e9 * {"bf16": 2, "fp8": 1, "awq": 0.5}[dtype] / 1024**3 * 1.0 \
+        + max(0.2 * params * 1e9 * {"bf16": 2, "fp8": 1, "awq": 0.5}[dtype] / 1024**3, tp) <= row.accelerator_memory_gib * tp * 0.9
+    if divides and fits:
+        check_sizing(where="w", instance=row, params_billion=params, dtype=dtype, tp=tp)
+    else:
+        with pytest.raises(ValueError, match="tensor_parallel_degree" if not divides else "GiB"):
+            check_sizing(where="w", instance=row, params_billion=params, dtype=dtype, tp=tp)
