@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
+from dataclasses import dataclass
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 # Owned by the fine-tuning profiles (stdlib only): config validates against the same tuples.
@@ -48,8 +49,8 @@ INTERFACE_ENDPOINTS: dict[str, str] = {
 }
 
 # SageMaker instance families the platform has profiles for; anything else is a typo or untested.
-TRAINING_FAMILIES = ("g5", "g6", "g6e", "p4d", "p4de", "p5", "trn1", "trn1n", "m5", "c5")
-INFERENCE_FAMILIES = ("g5", "g6", "g6e", "p4d", "p5", "inf2", "m5", "c5")
+from llmops import inference as serving  # noqa: E402  (pydantic + stdlib only)
+from llmops.instance_types import INFERENCE_FAMILIES, INSTANCE_TYPES, TRAINING_FAMILIES, InstanceType, unknown_type_message  # noqa: E402
 _INSTANCE_RE = re.compile(r"^ml\.([a-z0-9]+)\.([0-9]*x?large|xlarge|[0-9]+xlarge)$")
 
 
@@ -114,6 +115,7 @@ class NetworkConfig(_Model):
 
 
 class CapabilitiesConfig(_Model):
+    inference: bool = True
     data_prep: bool = True
     prompt_catalog: bool = True
     rag: bool = True
@@ -670,6 +672,163 @@ class DataPrepConfig(_Model):
         return value
 
 
+# -- inference ------------------------------------------------------------------------------------
+
+class InstanceFactsConfig(_Model):
+    """Facts of an instance type newer than ``llmops/instance_types.py`` (the escape hatch)."""
+
+    accelerator: Literal["nvidia", "neuron", "none"]
+    accelerator_name: str = ""
+    accelerator_count: int = Field(0, ge=0, le=64)
+    accelerator_memory_gib: float = Field(0, ge=0)
+    vcpus: int = Field(ge=1)
+    memory_gib: int = Field(ge=1)
+    nvme: bool
+    price_per_hour: float = Field(0, ge=0)
+
+
+class ModelSourceConfig(_Model):
+    """Where the served weights come from (no Hugging Face token, no internet at the endpoint)."""
+
+    # model-package: the approved package of fine_tuning.use_cases.<use_case> (SSM, resolved at deploy);
+    # s3: an uncompressed artifact under s3://<artifacts>/models/<s3_prefix>; base-model:
+    # s3://<artifacts>/base-models/<base_model>/<revision>/ written by `llmops models import`.
+    source: Literal["base-model", "s3", "model-package"] = "base-model"
+    base_model: str = Field("meta-llama/Llama-3.2-1B-Instruct", pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$")
+    revision: str = Field("main", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+    s3_prefix: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9._/-]{0,200}/$")
+    use_case: str | None = None
+    params_billion: float | None = Field(None, gt=0, le=2000)  # None: from the known-models table
+    dtype: Literal["fp32", "fp16", "bf16", "fp8", "int8", "int4", "awq", "gptq"] | None = None
+
+    @model_validator(mode="after")
+    def _source(self) -> "ModelSourceConfig":
+        if self.source == "s3" and not self.s3_prefix:
+            raise ValueError("s3_prefix: required when source is s3 (the folder under models/, ending in '/')")
+        if self.source == "model-package" and not self.use_case:
+            raise ValueError("use_case: required when source is model-package (a fine_tuning.use_cases name)")
+        return self
+
+    def size(self) -> tuple[float | None, str]:
+        known = serving.KNOWN_MODELS.get(self.base_model)
+        params = self.params_billion or (known.params_billion if known else None)
+        return params, self.dtype or (known.dtype if known else "bf16")
+
+
+class VariantConfig(_Model):
+    """One production (or the shadow) variant; unset fields inherit the endpoint's."""
+
+    weight: float = Field(1.0, ge=0, le=1000)
+    shadow: bool = False
+    model: ModelSourceConfig | None = None
+    container: serving.LlmContainer | None = None
+    settings: dict[str, str | int | float | bool] | None = None
+    instance_type: str | None = None
+    instance_count: int | None = Field(None, ge=1, le=64)
+    tensor_parallel_degree: int | None = Field(None, ge=1, le=64)
+
+
+@dataclass(frozen=True)
+class ResolvedVariant:
+    name: str
+    weight: float
+    shadow: bool
+    model: ModelSourceConfig
+    container: str
+    settings: dict[str, str]
+    instance_type: str
+    instance_count: int
+    tensor_parallel_degree: int
+
+
+class ScalingConfig(_Model):
+    # target-tracking: invocations per instance between min and max; scale-to-zero: inference
+    # components, min 0 copies, step scaling out of zero on the NoCapacityInvocationFailures alarm.
+    mode: Literal["target-tracking", "scale-to-zero", "none"] = "target-tracking"
+    min_capacity: int = Field(1, ge=0, le=64)
+    max_capacity: int = Field(2, ge=1, le=64)
+    target_invocations: int = Field(60, ge=1, le=100000)  # per instance (or copy) per minute
+    scale_in_cooldown_seconds: int = Field(600, ge=0, le=86400)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> "ScalingConfig":
+        if self.min_capacity > self.max_capacity:
+            raise ValueError(f"min_capacity ({self.min_capacity}) must not exceed max_capacity ({self.max_capacity})")
+        if self.mode == "target-tracking" and self.min_capacity < 1:
+            raise ValueError("min_capacity: target tracking cannot leave zero; use mode scale-to-zero (or async) for 0")
+        return self
+
+
+class AsyncConfig(_Model):
+    enabled: bool = False  # asynchronous inference: S3 in/out, scales from zero on backlog
+    max_concurrent_invocations_per_instance: int = Field(4, ge=1, le=1000)
+    target_backlog_per_instance: int = Field(5, ge=1, le=10000)
+
+
+class LlmEndpointConfig(_Model):
+    name: str = Field("llm", pattern=r"^[a-z][a-z0-9-]{0,19}$")  # endpoint <name_prefix>-<name>
+    model: ModelSourceConfig = ModelSourceConfig()
+    container: serving.LlmContainer = "djl-lmi"
+    settings: dict[str, str | int | float | bool] = {}
+    instance_type: str | None = None  # default instances.inference.type
+    instance_count: int | None = Field(None, ge=1, le=64)  # default instances.inference.count
+    tensor_parallel_degree: int | None = Field(None, ge=1, le=64)  # default: every accelerator of the type
+    health_check_timeout_seconds: int = Field(1800, ge=60, le=3600)
+    variants: dict[str, VariantConfig] = {"primary": VariantConfig()}
+    scaling: ScalingConfig = ScalingConfig()
+    async_inference: AsyncConfig = AsyncConfig()
+
+    @field_validator("variants")
+    @classmethod
+    def _variants(cls, value: dict[str, VariantConfig]) -> dict[str, VariantConfig]:
+        for name in value:
+            if not re.fullmatch(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}", name):
+                raise ValueError(f"variant name {name!r} must be 1-63 of a-z, A-Z, 0-9 and '-'")
+        shadows = [n for n, v in value.items() if v.shadow]
+        production = [n for n, v in value.items() if not v.shadow]
+        if not 1 <= len(production) <= 10:
+            raise ValueError(f"{len(production)} production variants; allowed: 1 to 10")
+        if len(shadows) > 1:
+            raise ValueError(f"at most one shadow variant, got {shadows}")
+        if shadows and len(production) != 1:
+            raise ValueError(f"a shadow variant needs exactly one production variant, got {production}")
+        return value
+
+
+class EmbeddingEndpointConfig(_Model):
+    enabled: bool = True
+    name: str = Field("embeddings", pattern=r"^[a-z][a-z0-9-]{0,19}$")
+    model_id: str = Field("sentence-transformers/all-MiniLM-L6-v2", pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$")
+    revision: str = Field("main", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+    dimension: int | None = Field(None, ge=2, le=16000)  # None: from the known-models table
+    container: serving.EmbeddingContainer = "tei-cpu"
+    settings: dict[str, str | int | float | bool] = {}
+    # serverless: no idle cost (dev); otherwise instance_type / instance_count.
+    serverless: bool = True
+    serverless_memory_mb: Literal[1024, 2048, 3072, 4096, 5120, 6144] = 3072
+    serverless_max_concurrency: int = Field(5, ge=1, le=200)
+    instance_type: str = "ml.m5.xlarge"
+    instance_count: int = Field(1, ge=1, le=64)
+
+    @model_validator(mode="after")
+    def _serverless(self) -> "EmbeddingEndpointConfig":
+        if self.serverless and self.container != "tei-cpu":
+            raise ValueError(f"container: serverless inference has no GPU; use tei-cpu, got {self.container!r}")
+        return self
+
+    def resolved_dimension(self) -> int | None:
+        known = serving.KNOWN_MODELS.get(self.model_id)
+        return self.dimension or (known.embedding_dimension if known else None)
+
+
+class InferenceConfig(_Model):
+    """The environment's LLM and embedding endpoints (``InferenceStack``)."""
+
+    llm: LlmEndpointConfig = LlmEndpointConfig()
+    embeddings: EmbeddingEndpointConfig = EmbeddingEndpointConfig()
+    data_capture_percent: int = Field(100, ge=0, le=100)  # 0 turns capture off
+
+
 class EnvironmentConfig(_Model):
     """One deployable environment (dev, staging, prod, or any name the team adds)."""
 
@@ -694,6 +853,9 @@ class EnvironmentConfig(_Model):
     human_review: HumanReviewConfig = HumanReviewConfig()
     experiments: dict[str, ExperimentConfig] = {}
     monitoring: MonitoringConfig = MonitoringConfig()
+    inference: InferenceConfig = InferenceConfig()
+    # Facts of instance types newer than llmops/instance_types.py, by name ("ml.g7.2xlarge": {...}).
+    instance_facts: dict[str, InstanceFactsConfig] = {}
     log_retention_days: Literal[1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653] = 90
 
     @field_validator("account")
@@ -745,11 +907,59 @@ class EnvironmentConfig(_Model):
         topic = self.alerts.topic_arn
         if topic and self.region and topic.split(":")[3] != self.region:
             raise ValueError(f"alerts.topic_arn: alarms notify topics of their own region {self.region}, got {topic!r}")
+        self._check_instance_types()
+        _check_inference(self)
         return self
+
+    def instance(self, name: str) -> InstanceType | None:
+        """The facts of an instance type: the table, else ``instance_facts``."""
+        if name in INSTANCE_TYPES:
+            return INSTANCE_TYPES[name]
+        facts = self.instance_facts.get(name)
+        return InstanceType(name=name, **facts.model_dump()) if facts else None
+
+    def _check_instance_types(self) -> None:
+        ft, inf = self.fine_tuning, self.inference
+        fields = {
+            "instances.training.type": (self.instances.training.type, TRAINING_FAMILIES),
+            "instances.inference.type": (self.instances.inference.type, INFERENCE_FAMILIES),
+            "fine_tuning.instance_type": (ft.instance_type, TRAINING_FAMILIES),
+            "fine_tuning.evaluation_instance_type": (ft.evaluation_instance_type, TRAINING_FAMILIES),
+            "fine_tuning.prepare_instance_type": (ft.prepare_instance_type, INFERENCE_FAMILIES),
+            "inference.llm.instance_type": (inf.llm.instance_type, INFERENCE_FAMILIES),
+            "inference.embeddings.instance_type": (None if inf.embeddings.serverless else inf.embeddings.instance_type, INFERENCE_FAMILIES),
+        }
+        fields.update({f"inference.llm.variants.{n}.instance_type": (v.instance_type, INFERENCE_FAMILIES)
+                       for n, v in inf.llm.variants.items()})
+        for where, (name, families) in fields.items():
+            if name is not None and self.instance(name) is None:
+                raise ValueError(f"{where}: {unknown_type_message(name, families)}")
+
+    def llm_variants(self) -> list[ResolvedVariant]:
+        """The LLM endpoint's variants with endpoint-level defaults filled in (production first)."""
+        llm = self.inference.llm
+        out = []
+        for name, v in llm.variants.items():
+            itype = v.instance_type or llm.instance_type or self.instances.inference.type
+            facts = self.instance(itype)
+            tp = v.tensor_parallel_degree or llm.tensor_parallel_degree or max(1, facts.accelerator_count if facts else 1)
+            out.append(ResolvedVariant(
+                name=name, weight=v.weight, shadow=v.shadow, model=v.model or llm.model,
+                container=v.container or llm.container,
+                settings={k: serving.render(x) for k, x in {**llm.settings, **(v.settings or {})}.items()},
+                instance_type=itype, instance_count=v.instance_count or llm.instance_count or self.instances.inference.count,
+                tensor_parallel_degree=tp,
+            ))
+        return sorted(out, key=lambda r: (r.shadow, r.name))
 
     @property
     def is_prod(self) -> bool:
         return self.name == "prod"
+
+    @property
+    def tags(self) -> dict[str, str]:
+        """The tags every resource of the environment carries (the stage applies them)."""
+        return {"project": self.project, "environment": self.name, "cost-centre": self.cost_centre, "owner": self.owner}
 
 
 # Account ids that only ever appear in examples; a pipeline that deploys to one is not deployable.
@@ -801,6 +1011,70 @@ class DeliveryConfig(_Model):
         if not re.fullmatch(r"\d{12}", str(value)):
             raise ValueError(f"must be a 12-digit AWS account id (quote it in YAML), got {value!r}")
         return value
+
+
+def _check_inference(cfg: EnvironmentConfig) -> None:
+    """Container settings, sizing, timeouts, model sources and the embedding dimension."""
+    inf, where = cfg.inference, "inference.llm"
+    for v in cfg.llm_variants():
+        at = where if v.name == "primary" and len(inf.llm.variants) == 1 else f"{where}.variants.{v.name}"
+        try:
+            env = serving.validate_settings(v.container, v.settings)
+        except ValueError as exc:
+            raise ValueError(f"{at}.settings: {exc}") from None
+        facts = cfg.instance(v.instance_type)
+        neuron = v.container in serving.NEURON_CONTAINERS
+        if facts is not None and (facts.accelerator == "neuron") != neuron and facts.accelerator != "none":
+            want = "ml.inf2.*" if neuron else "an NVIDIA GPU type (ml.g5, g6, g6e, p4d, p5)"
+            raise ValueError(f"{at}.instance_type: container {v.container} needs {want}, got {v.instance_type}")
+        tp_var = serving.TP_VARIABLE[v.container]
+        if tp_var in env and env[tp_var] != str(v.tensor_parallel_degree) and env[tp_var] != "max":
+            raise ValueError(f"{at}.settings.{tp_var}: {env[tp_var]} differs from tensor_parallel_degree "
+                             f"{v.tensor_parallel_degree}; set tensor_parallel_degree only")
+        params, dtype = v.model.size()
+        if v.model.source == "model-package" and v.model.use_case not in cfg.fine_tuning.use_cases:
+            raise ValueError(f"{at}.model.use_case: {v.model.use_case!r} is not a fine-tuning use case; "
+                             f"allowed: {', '.join(sorted(cfg.fine_tuning.use_cases))}")
+        if params is None:
+            raise ValueError(f"{at}.model.params_billion: {v.model.base_model!r} is not in the known-models table; "
+                             f"declare params_billion and dtype so synth can check that it fits")
+        if facts is not None:
+            quant = env.get("OPTION_QUANTIZE") or env.get("HF_MODEL_QUANTIZE") or env.get("SM_VLLM_QUANTIZATION")
+            if quant in ("fp8",):
+                dtype = "fp8"
+            util = float(env.get("OPTION_GPU_MEMORY_UTILIZATION") or env.get("SM_VLLM_GPU_MEMORY_UTILIZATION") or 0.9)
+            try:
+                serving.check_sizing(where=at, instance=facts, params_billion=params, dtype=dtype,
+                                     tp=v.tensor_parallel_degree, memory_utilization=util)
+            except ValueError as exc:
+                raise ValueError(str(exc)) from None
+        loading = env.get("OPTION_MODEL_LOADING_TIMEOUT")
+        if loading is None and v.container.startswith("djl-"):
+            loading = str(serving.LMI_DEFAULT_LOADING_TIMEOUT)
+        if loading is not None and inf.llm.health_check_timeout_seconds < int(loading):
+            raise ValueError(f"{where}.health_check_timeout_seconds: {inf.llm.health_check_timeout_seconds} s is shorter "
+                             f"than the model loading timeout {loading} s (OPTION_MODEL_LOADING_TIMEOUT); "
+                             f"set it to at least {loading}")
+    scaling, asyncc = inf.llm.scaling, inf.llm.async_inference
+    if scaling.mode == "scale-to-zero" and (len(inf.llm.variants) > 1 or asyncc.enabled):
+        raise ValueError(f"{where}.scaling.mode: scale-to-zero (inference components) supports one variant and no "
+                         f"async_inference; got {len(inf.llm.variants)} variant(s), async {asyncc.enabled}")
+    if asyncc.enabled and any(v.shadow for v in inf.llm.variants.values()):
+        raise ValueError(f"{where}.async_inference: an asynchronous endpoint cannot carry a shadow variant")
+    emb = inf.embeddings
+    if emb.enabled:
+        try:
+            serving.validate_settings(emb.container, emb.settings)
+        except ValueError as exc:
+            raise ValueError(f"inference.embeddings.settings: {exc}") from None
+        dim = emb.resolved_dimension()
+        if dim is None:
+            raise ValueError(f"inference.embeddings.dimension: {emb.model_id!r} is not in the known-models table; "
+                             f"declare its output dimension")
+        rag_uses_it = cfg.rag.embedding_provider == "sagemaker" and not cfg.rag.embedding_endpoint_name
+        if rag_uses_it and dim != cfg.vector_store.dimension:
+            raise ValueError(f"inference.embeddings.dimension: {emb.model_id} returns {dim} dimensions but "
+                             f"vector_store.dimension is {cfg.vector_store.dimension}; they must match")
 
 
 class PlatformConfig(_Model):

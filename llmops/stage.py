@@ -57,13 +57,22 @@ class LlmOpsStage(Stage):
                 stack_name=f"{cfg.name_prefix}-prompt-catalog",
                 description=f"LLMOps {cfg.name}: prompt catalog table, REST API and sync-at-deploy",
             )
+        self.inference = None
+        if caps.inference:
+            from llmops.stacks.inference import InferenceStack
+
+            self.inference = InferenceStack(
+                self, "Inference", foundation=foundation, env_config=cfg,
+                stack_name=f"{cfg.name_prefix}-inference",
+                description=f"LLMOps {cfg.name}: LLM and embedding endpoints, scaling, capture, alarms",
+            )
         if caps.rag:
             from llmops.stacks.rag import RagStack
 
             # The prompt catalog (templates the query function renders), when that capability is on.
             prompt_catalog = getattr(getattr(self, "prompt_catalog", None), "catalog", None)
             self.rag = RagStack(
-                self, "Rag", foundation=foundation, env_config=cfg, prompt_catalog=prompt_catalog,
+                self, "Rag", foundation=foundation, env_config=cfg, prompt_catalog=prompt_catalog, inference=self.inference,
                 stack_name=f"{cfg.name_prefix}-rag",
                 description=f"LLMOps {cfg.name}: RAG vector store, ingestion and query API",
             )
@@ -95,7 +104,7 @@ class LlmOpsStage(Stage):
                 description=f"LLMOps {cfg.name}: A2I review of LLM answers, routing, results into datasets",
             )
 
-        tags = {"project": cfg.project, "environment": cfg.name, "cost-centre": cfg.cost_centre, "owner": cfg.owner}
+        tags = cfg.tags
         for key, value in tags.items():
             Tags.of(self).add(key, value)
         # Jobs the functions start at run time (labeling, training) carry the same tags.

@@ -1,7 +1,7 @@
 """RAG query Lambda: ``POST /query`` (API Gateway REST, IAM-authorised) -> cited answer.
 
 400 names the problem with the request. A failing dependency answers 502 (it returned an
-error), 503 (unreachable, not ready or throttled; with Retry-After) or 504 (it timed out), with a
+error), 503 (unreachable, not ready, throttled, or a scaled-to-zero model starting; with Retry-After) or 504 (it timed out), with a
 JSON body naming the dependency and the request id and nothing of the cause, which is logged
 under that request id. Metrics go out as EMF with the prompt id and version as dimensions, so
 prompt versions can be compared.
@@ -29,7 +29,7 @@ from lambdas.runtime.rag.query import (
     QueryPipeline,
     parse_request,
 )
-from lambdas.runtime.rag.retry import UpstreamThrottled
+from lambdas.runtime.rag.retry import ModelStarting, UpstreamThrottled
 from lambdas.runtime.rag.store import StoreUnavailable, store_from_env
 
 logger = Logger()
@@ -135,6 +135,15 @@ def store_unavailable(exc: StoreUnavailable) -> Response:
     metrics.add_metric(name="StoreUnavailable", unit=MetricUnit.Count, value=1)
     logger.warning("vector store unavailable", extra={"error": str(exc)})
     return _error(503, "DependencyUnavailable", str(exc), retry_after=10, dependency="vector store")
+
+
+@app.exception_handler(ModelStarting)
+def starting(exc: ModelStarting) -> Response:
+    # A scaled-to-zero endpoint is bringing up its first copy (minutes): say so instead of a bare 5xx.
+    metrics.add_metric(name="ModelStarting", unit=MetricUnit.Count, value=1)
+    logger.info("model is starting", extra={"error": str(exc)})
+    return _error(503, "DependencyUnavailable", str(exc), retry_after=120, dependency="language model",
+                  reason="model is starting")
 
 
 @app.exception_handler(PromptCatalogError)

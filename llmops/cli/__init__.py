@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "llmops.cli.review",
     "llmops.cli.experiments",
     "llmops.cli.monitor_retraining",
+    "llmops.cli.models",
 )
 OPTIONAL_COMMAND_MODULES = (
     "llmops.cli.local_rag",

@@ -106,7 +106,7 @@ class PriceTable:
     def get(self, region: str, service: str, item: str, warnings: list[str] | None = None) -> Price:
         row = self._rows.get((region, service, item))
         if row is None:
-            row = self._rows.get((FALLBACK_REGION, service, item))
+            row = self._rows.get((FALLBACK_REGION, service, item)) or _hosting_price(service, item)
             if row is None:
                 raise PriceError(f"no price for {service} {item!r} in {PRICES_PATH.name}; add a row")
             if warnings is not None and region != FALLBACK_REGION:
@@ -114,6 +114,18 @@ class PriceTable:
                 if note not in warnings:
                     warnings.append(note)
         return row
+
+
+def _hosting_price(service: str, item: str) -> Price | None:
+    """SageMaker hosting prices not in the CSV come from the instance facts table (us-east-1)."""
+    if service != "sagemaker-hosting":
+        return None
+    from llmops.instance_types import INSTANCE_TYPES, PRICE_SOURCE
+
+    facts = INSTANCE_TYPES.get(item)
+    if facts is None:
+        return None
+    return Price(FALLBACK_REGION, service, item, "instance-hour", facts.price_per_hour, "2026-12", PRICE_SOURCE)
 
 
 class _Builder:
@@ -266,8 +278,37 @@ def estimate(env: Any, *, prices: PriceTable | None = None, cdk_out: Path | None
 
 
 def _inference_lines(env: Any, where: str) -> list[tuple]:
-    """Idle cost of the environment's SageMaker endpoints (the inference capability)."""
-    return []
+    """Idle cost of the environment's SageMaker endpoints: the instances that stay up with no traffic.
+
+    Quantities are instance-hours per day: the minimum instance count of each variant (target
+    tracking: ``scaling.min_capacity``; no scaling: its instance count; shadow: its instance count)
+    times 24. Scale-to-zero (inference components), async endpoints (min 0 on backlog) and serverless
+    embeddings idle at 0 instances.
+    """
+    if not getattr(env.capabilities, "inference", False):
+        return []
+    lines: list[tuple] = []
+    inf = env.inference
+    llm, scaling = inf.llm, inf.llm.scaling
+    at = f"{where}.inference.llm"
+    for v in env.llm_variants():
+        if v.shadow:
+            count, source = v.instance_count, f"{at}.variants.{v.name}.instance_count (shadow)"
+        elif scaling.mode == "scale-to-zero":
+            count, source = 0, f"{at}.scaling.mode=scale-to-zero"
+        elif llm.async_inference.enabled:
+            count, source = 0, f"{at}.async_inference (scales from zero on backlog)"
+        elif scaling.mode == "target-tracking":
+            count, source = scaling.min_capacity, f"{at}.scaling.min_capacity"
+        else:
+            count, source = v.instance_count, f"{at}.instance_count (scaling.mode=none)"
+        lines.append((IDLE, f"LLM endpoint variant {v.name} ({v.instance_type} x {count})", "sagemaker-hosting",
+                      v.instance_type, count * HOURS_PER_DAY, f"{source} x 24 h"))
+    emb = inf.embeddings
+    if emb.enabled and not emb.serverless:
+        lines.append((IDLE, f"embedding endpoint ({emb.instance_type} x {emb.instance_count})", "sagemaker-hosting",
+                      emb.instance_type, emb.instance_count * HOURS_PER_DAY, f"{where}.inference.embeddings.instance_count x 24 h"))
+    return lines
 
 
 def _inference_query_lines(env: Any, where: str) -> list[tuple]:

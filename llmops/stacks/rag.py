@@ -96,6 +96,7 @@ class RagStack(Stack):
         foundation: FoundationStack,
         env_config: EnvironmentConfig,
         prompt_catalog: Any = None,
+        inference: Any = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, id, **kwargs)
@@ -113,8 +114,17 @@ class RagStack(Stack):
             removal_policy=removal_policy(cfg, supports_snapshot=cfg.vector_store.backend == "aurora-pgvector"),
             data_bucket=data,
         )
-        self.embedding_endpoint = rag.embedding_endpoint_name or f"{prefix}-embeddings"
-        self.llm_endpoint = rag.llm_endpoint_name or f"{prefix}-llm"
+        # The inference stack's endpoints, unless config names existing ones (or picks Bedrock).
+        self.llm_construct = (getattr(inference, "llm", None)
+                              if rag.llm_provider == "sagemaker" and not rag.llm_endpoint_name else None)
+        self.embedding_construct = (getattr(inference, "embeddings", None)
+                                    if rag.embedding_provider == "sagemaker" and not rag.embedding_endpoint_name else None)
+        if self.llm_construct or self.embedding_construct:
+            self.add_stack_dependency(inference)  # the endpoints exist before the functions call them
+        self.embedding_endpoint = (self.embedding_construct.endpoint_name if self.embedding_construct
+                                   else rag.embedding_endpoint_name or f"{prefix}-embeddings")
+        self.llm_endpoint = self.llm_construct.endpoint_name if self.llm_construct else rag.llm_endpoint_name or f"{prefix}-llm"
+        llm_container = inference.rag_container if self.llm_construct else rag.llm_container
         common_env = {
             **self.store.connection_environment(),
             "EMBEDDING_PROVIDER": rag.embedding_provider,
@@ -136,7 +146,7 @@ class RagStack(Stack):
         query_env = {
             **common_env,
             "LLM_PROVIDER": rag.llm_provider,
-            "LLM_CONTAINER": rag.llm_container,
+            "LLM_CONTAINER": llm_container,
             "TOP_K": str(rag.top_k),
             "MAX_QUESTION_CHARS": str(rag.max_question_chars),
             "PROMPT_ID": rag.prompt_id,
@@ -144,6 +154,9 @@ class RagStack(Stack):
         }
         if rag.llm_provider == "sagemaker":
             query_env["LLM_ENDPOINT_NAME"] = self.llm_endpoint
+            component = getattr(self.llm_construct, "component_name", None)
+            if component:  # scale-to-zero endpoints host an inference component; invocations must name it
+                query_env["LLM_INFERENCE_COMPONENT"] = component
         else:
             query_env["LLM_MODEL_ID"] = rag.llm_model_id
         if cfg.vector_store.backend == "aurora-pgvector":
@@ -159,7 +172,10 @@ class RagStack(Stack):
         )
         self.store.grant_read(self.query_function)
         self._grant_embeddings(self.query_function)
-        self._grant_model(self.query_function, rag.llm_provider, self.llm_endpoint, rag.llm_model_id, "Llm")
+        if self.llm_construct:
+            self.llm_construct.grant_invoke(self.query_function.role)
+        else:
+            self._grant_model(self.query_function, rag.llm_provider, self.llm_endpoint, rag.llm_model_id, "Llm")
         if prompt_catalog is not None:
             prompt_catalog.grant_render(self.query_function.role)
         self.api = self._api(key, log_retention)
@@ -227,6 +243,9 @@ class RagStack(Stack):
 
     def _grant_embeddings(self, fn: PlatformFunction) -> None:
         rag = self.env_config.rag
+        if self.embedding_construct:
+            self.embedding_construct.grant_invoke(fn.role)
+            return
         self._grant_model(fn, rag.embedding_provider, self.embedding_endpoint, rag.embedding_model_id, "Embedding")
 
     def _grant_model(self, fn: PlatformFunction, provider: str, endpoint: str, model_id: str, sid: str) -> None:

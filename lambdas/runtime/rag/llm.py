@@ -81,12 +81,14 @@ class SageMakerLlm:
 
     def __init__(self, endpoint_name: str, *, container: str = "tgi", client: Any = None,
                  sleep: Callable[[float], None] | None = None, attempts: int = DEFAULT_ATTEMPTS,
-                 max_stop_sequences: int | None = None) -> None:
+                 max_stop_sequences: int | None = None,
+                 inference_component: str | None = None) -> None:
         if container not in ("tgi", "djl-lmi"):
             raise ValueError(f"LLM_CONTAINER must be 'tgi' or 'djl-lmi', got {container!r}")
         import boto3
 
         self.endpoint_name = endpoint_name
+        self.inference_component = inference_component  # endpoints with inference components need its name
         self.container = container
         if max_stop_sequences is None and container == "tgi":
             max_stop_sequences = TGI_DEFAULT_MAX_STOP_SEQUENCES
@@ -124,10 +126,12 @@ class SageMakerLlm:
 
     def generate(self, prompt: RenderedPrompt) -> Generation:
         body = json.dumps(self.payload(prompt))
+        request = {"EndpointName": self.endpoint_name, "ContentType": "application/json", "Accept": "application/json",
+                   "Body": body}
+        if self.inference_component:
+            request["InferenceComponentName"] = self.inference_component
         response = call_with_backoff(
-            lambda: self._client.invoke_endpoint(
-                EndpointName=self.endpoint_name, ContentType="application/json", Accept="application/json", Body=body
-            ),
+            lambda: self._client.invoke_endpoint(**request),
             service=f"SageMaker endpoint {self.endpoint_name}",
             **self._backoff,
         )
@@ -246,7 +250,8 @@ def _limit(environ: Mapping[str, str]) -> int | None:
 
 
 def language_model_from_env(environ: Mapping[str, str] = os.environ) -> LanguageModel | None:
-    """``LLM_PROVIDER``: ``sagemaker`` (``LLM_ENDPOINT_NAME``, ``LLM_CONTAINER``), ``bedrock`` (``LLM_MODEL_ID``), or unset/``none``."""
+    """``LLM_PROVIDER``: ``sagemaker`` (``LLM_ENDPOINT_NAME``, ``LLM_CONTAINER``, optional ``LLM_INFERENCE_COMPONENT``),
+    ``bedrock`` (``LLM_MODEL_ID``), or unset/``none``."""
     provider = environ.get("LLM_PROVIDER", "")
     if provider in ("", "none"):
         return None
@@ -255,7 +260,8 @@ def language_model_from_env(environ: Mapping[str, str] = os.environ) -> Language
         if not endpoint:
             raise ValueError("LLM_ENDPOINT_NAME must be set when LLM_PROVIDER=sagemaker")
         return SageMakerLlm(endpoint, container=environ.get("LLM_CONTAINER") or "tgi",
-                            max_stop_sequences=_limit(environ))
+                            max_stop_sequences=_limit(environ),
+                            inference_component=environ.get("LLM_INFERENCE_COMPONENT") or None)
     if provider == "bedrock":
         model_id = environ.get("LLM_MODEL_ID")
         if not model_id:

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from lambdas.runtime.rag.retry import ModelStarting
 from lambdas.runtime.rag.embedders import Embedder
 from lambdas.runtime.rag.llm import LanguageModel, extractive_answer
 from lambdas.runtime.rag.model import Hit
@@ -250,6 +251,8 @@ class QueryPipeline:
             generation = self.llm.generate(prompt)
         except PromptIncompatible:
             raise
+        except ModelStarting:
+            raise  # a scaled-to-zero model: the handler answers 503 "model is starting"
         except Exception as exc:
             raise _failed("language model", exc) from exc
         timings["generation"] = (time.perf_counter() - started) * 1000

@@ -33,6 +33,27 @@ class UpstreamThrottled(Exception):
         self.attempts = attempts
 
 
+class ModelStarting(Exception):
+    """The endpoint has no capacity (scaled to zero, or its first copy is loading): it is starting.
+
+    Not retried: a cold start takes minutes, longer than one request may wait. Callers answer 503.
+    """
+
+    def __init__(self, service: str, message: str) -> None:
+        super().__init__(f"model is starting: {service} has no capacity yet ({message}); retry in a few minutes")
+        self.service = service
+
+
+# What SageMaker says when an inference component has no copy (scale to zero) or an endpoint has no instance.
+_NO_CAPACITY = ("no capacity", "insufficient capacity", "no instances", "currently has no")
+
+
+def is_no_capacity(exc: BaseException) -> bool:
+    response = getattr(exc, "response", None)
+    message = str((response or {}).get("Error", {}).get("Message", "")).lower() if isinstance(response, dict) else ""
+    return any(marker in message for marker in _NO_CAPACITY)
+
+
 def error_code(exc: BaseException) -> str | None:
     response = getattr(exc, "response", None)
     if isinstance(response, dict):
@@ -55,6 +76,8 @@ def call_with_backoff(
             return call()
         except Exception as exc:
             code = error_code(exc)
+            if is_no_capacity(exc):
+                raise ModelStarting(service, str(exc.response["Error"].get("Message", ""))) from exc
             if code not in THROTTLING_CODES:
                 raise
             if attempt == attempts:

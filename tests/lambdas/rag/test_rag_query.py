@@ -174,6 +174,36 @@ def test_llm_throttling_is_retried_then_503(env, indexed, embedder):
     stub.assert_no_pending_responses()
 
 
+@pytest.mark.parametrize("code, message", [
+    ("ValidationError", "Inference Component has no capacity to process this request. ApplicationAutoScaling may be in-progress"),
+    ("ServiceUnavailable", "The endpoint currently has no instances to serve the request"),
+])
+def test_scaled_to_zero_endpoint_answers_503_model_is_starting(env, indexed, embedder, code, message):
+    client = boto3.client("sagemaker-runtime", region_name="eu-west-1")
+    stub = Stubber(client)
+    stub.add_client_error("invoke_endpoint", service_error_code=code, service_message=message, http_status_code=400)
+    stub.activate()  # one response only: a cold start is not retried inside the 29 s request
+    llm = SageMakerLlm("llmops-dev-llm", container="djl-lmi", client=client)
+    env.setattr(query_handler, "pipeline", lambda: QueryPipeline(indexed, embedder, DefaultPromptSource(), llm))
+    status, body = call({"question": "When are badge photos taken?"})
+    assert status == 503 and body["reason"] == "model is starting"
+    assert "llmops-dev-llm" in body["message"] and "retry in a few minutes" in body["message"]
+    stub.assert_no_pending_responses()
+
+
+def test_other_validation_errors_are_not_mistaken_for_a_cold_start(env, indexed, embedder):
+    client = boto3.client("sagemaker-runtime", region_name="eu-west-1")
+    stub = Stubber(client)
+    stub.add_client_error("invoke_endpoint", service_error_code="ValidationError",
+                          service_message="Endpoint llmops-dev-llm of account 123 not found.", http_status_code=400)
+    stub.activate()
+    llm = SageMakerLlm("llmops-dev-llm", container="djl-lmi", client=client)
+    env.setattr(query_handler, "pipeline", lambda: QueryPipeline(indexed, embedder, DefaultPromptSource(), llm))
+    status, body = call({"question": "When are badge photos taken?"})
+    # a structured 502 naming the model, not a 503 "model is starting"
+    assert status == 502 and body["dependency"] == "language model" and "reason" not in body
+
+
 def test_djl_lmi_payload_and_response(env, indexed, embedder):
     client = boto3.client("sagemaker-runtime", region_name="eu-west-1")
     stub = Stubber(client)

@@ -45,7 +45,9 @@ def test_max_idle_per_day_names_the_three_largest_items():
     with pytest.raises(ConfigError) as err:
         check_cost_policy(env)
     message = str(err.value)
-    assert "environments.staging.cost.max_idle_per_day: the idle estimate is $14.4" in message
+    # 36.36 (LLM endpoint, 1 x ml.g5.2xlarge all day) + 8.64 (interface endpoints) + 5.76 (OCUs) + small items.
+    assert "environments.staging.cost.max_idle_per_day: the idle estimate is $50.79" in message
+    assert "LLM endpoint variant primary (ml.g5.2xlarge x 1) $36.36" in message
     assert "interface VPC endpoints $8.64" in message and "OpenSearch Serverless" in message
 
 

@@ -107,7 +107,7 @@ def test_function_environments_follow_the_contract(env, backend_vars, dev, stagi
     assert common | {"CHUNK_SIZE", "CHUNK_OVERLAP", "QUARANTINE_PREFIX", "DLQ_URL"} <= set(ingest)
     assert common | {"LLM_PROVIDER", "LLM_ENDPOINT_NAME", "LLM_CONTAINER", "TOP_K", "MAX_QUESTION_CHARS",
                      "PROMPT_ID", "PROMPT_ALIAS"} <= set(query)
-    assert ingest["QUARANTINE_PREFIX"] == "quarantine/" and query["LLM_CONTAINER"] == "tgi"
+    assert ingest["QUARANTINE_PREFIX"] == "quarantine/" and query["LLM_CONTAINER"] == "djl-lmi"  # the inference stack serves LMI by default
     assert query["EMBEDDING_DIMENSION"] == "384" and query["PROMPT_ID"] == "rag-answer"
 
 
@@ -283,3 +283,16 @@ def test_query_timeouts_fit_inside_the_api_limit(dev):
     connect = int(query["Environment"]["Variables"]["PG_CONNECT_TIMEOUT"])
     assert connect >= 16  # a resuming Aurora cluster (~15 s) still gets its connection
     assert connect + 5 <= query["Timeout"] < API_INTEGRATION_LIMIT_S  # then a 503 before the gateway gives up
+
+
+def test_rag_invokes_the_inference_stacks_endpoints_unless_config_names_others():
+    stage_ = stage("dev")
+    assert stage_.rag.llm_construct is stage_.inference.llm and stage_.rag.embedding_construct is stage_.inference.embeddings
+    assert stage_.inference in stage_.rag.dependencies
+    arns = json.dumps([s["Resource"] for s in statements(template_of(stage_.rag)) if "sagemaker:InvokeEndpoint" in json.dumps(s)])
+    assert "endpoint/llmops-dev-llm" in arns and "endpoint/llmops-dev-embeddings" in arns
+    other = stage("dev", rag={"llm_endpoint_name": "shared-llm", "embedding_endpoint_name": "shared-emb", "llm_container": "tgi"})
+    assert other.rag.llm_construct is None and other.rag.embedding_construct is None
+    query = next(r for r in functions(template_of(other.rag)).values() if "LLM_ENDPOINT_NAME" in json.dumps(r))
+    assert query["Properties"]["Environment"]["Variables"]["LLM_CONTAINER"] == "tgi"
+    assert "endpoint/shared-llm" in json.dumps(list(statements(template_of(other.rag))))

@@ -1,0 +1,46 @@
+"""InferenceStack: the environment's LLM and embedding endpoints, their scaling, alarms and dashboard.
+
+The RAG stack uses these endpoints (``grant_invoke``) unless ``rag.llm_endpoint_name`` /
+``rag.embedding_endpoint_name`` name existing ones. An approved fine-tuned model is read from the
+SSM parameter the fine-tuning approval recorder writes, at deploy time (never looked up at synth).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import CfnOutput, Stack
+from aws_cdk import aws_cloudwatch as cloudwatch
+from constructs import Construct
+
+from lambdas.runtime.fine_tuning.approval import approved_model_parameter_name
+from llmops.config import EnvironmentConfig
+from llmops.constructs.inference import EmbeddingEndpoint, LlmEndpoint, ServingContext
+from llmops.stacks.foundation import FoundationStack
+
+
+class InferenceStack(Stack):
+    def __init__(self, scope: Construct, id: str, *, foundation: FoundationStack, env_config: EnvironmentConfig, **kwargs: Any) -> None:
+        super().__init__(scope, id, **kwargs)
+        cfg = env_config
+        self.env_config = cfg
+        ctx = ServingContext(env_config=cfg, key=foundation.key, network=foundation.network, artifacts=foundation.artifacts,
+                             data=foundation.data, alarm_action=foundation.alarm_action)
+        self.llm = LlmEndpoint(self, "Llm", ctx=ctx,
+                               approved_parameter_name=lambda use_case: approved_model_parameter_name(cfg.name_prefix, use_case))
+        self.embeddings = EmbeddingEndpoint(self, "Embeddings", ctx=ctx) if cfg.inference.embeddings.enabled else None
+        endpoints = [e for e in (self.llm, self.embeddings) if e is not None]
+        self.dashboard = cloudwatch.Dashboard(self, "Dashboard", dashboard_name=f"{cfg.name_prefix}-inference", widgets=[[
+            cloudwatch.GraphWidget(title=f"{e.endpoint_name} invocations and 5xx", left=[e.metric_invocations()],
+                                   right=[e.metric_errors()], width=12) for e in endpoints
+        ], [
+            cloudwatch.GraphWidget(title=f"{e.endpoint_name} model latency p50/p90 (µs)",
+                                   left=[e.metric_latency(statistic="p50"), e.metric_latency()], width=12) for e in endpoints
+        ], [cloudwatch.AlarmStatusWidget(title="Inference alarms", alarms=[a for e in endpoints for a in e.alarms], width=24)]])
+        for e in endpoints:
+            CfnOutput(self, f"{e.node.id}EndpointName", value=e.endpoint_name)
+
+    @property
+    def rag_container(self) -> str:
+        """The request shape the RAG query speaks to the LLM endpoint (llm.py): TGI's or LMI's."""
+        return "tgi" if self.llm.container in ("tgi", "tgi-neuronx") else "djl-lmi"
