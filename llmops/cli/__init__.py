@@ -11,7 +11,8 @@ import importlib
 import sys
 
 # Modules that add subcommands: each exposes ``register(subparsers)`` for its group.
-# Groups: "local" (runs RAG and data prep on this machine), "prompts" (prompt catalog authoring).
+# Groups: "local" (runs RAG and data prep on this machine), "prompts" (prompt catalog authoring);
+# "monitor" (metrics, baselines, drift) adds its own group on "root".
 COMMAND_MODULES = (
     "llmops.cli.platform",
 )
@@ -19,6 +20,7 @@ OPTIONAL_COMMAND_MODULES = (
     "llmops.cli.local_rag",
     "llmops.cli.local_prep",
     "llmops.cli.prompts",
+    "llmops.cli.monitor",
 )
 
 
