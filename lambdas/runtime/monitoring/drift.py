@@ -47,11 +47,12 @@ def _histogram(values: Sequence[float], edges: Sequence[float]) -> list[int]:
 
 
 def _sample(values: Sequence[float]) -> list[float]:
+    # Full precision: a rounded copy of a tied value no longer ties with today's, and KS sees a step.
     ordered = sorted(values)
     if len(ordered) <= MAX_SAMPLE:
-        return [round(v, 9) for v in ordered]
+        return ordered
     step = (len(ordered) - 1) / (MAX_SAMPLE - 1)
-    return [round(ordered[round(i * step)], 9) for i in range(MAX_SAMPLE)]
+    return [ordered[round(i * step)] for i in range(MAX_SAMPLE)]
 
 
 def _summary(values: Sequence[float]) -> dict[str, float]:

@@ -113,3 +113,12 @@ def test_centroid_distance():
     assert d.centroid_distance({"centroid": [1.0, 0.0]}, [1.0, 0.0]) == pytest.approx(0.0)
     assert d.centroid_distance({"centroid": [1.0, 0.0]}, [0.0, 1.0]) == pytest.approx(1.0)
     assert d.centroid_distance({"centroid": None}, [1.0]) is None
+
+
+def test_tied_values_are_not_a_shift():
+    # Discrete metrics (four distinct answers) tie exactly; the stored sample must keep them tied.
+    values = [45.64500000000001, 59.745000000000005, 92.965, 94.30000000000001]
+    base = d.build_baseline([{"sentiment": values[i % 4]} for i in range(120)], metric_set=["sentiment"], source={})
+    base = json.loads(json.dumps(base))  # through the file format
+    [result] = d.drift(base, [{"sentiment": values[(i + 1) % 4]} for i in range(120)])
+    assert result.verdict == "ok" and result.ks_statistic == 0.0
