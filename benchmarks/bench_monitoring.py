@@ -123,6 +123,24 @@ def bench_cheap(n: int) -> None:
           f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
 
 
+def bench_cold(repeat: int = 3) -> None:
+    import subprocess
+
+    def fresh(code: str) -> float:
+        times = []
+        for _ in range(repeat):
+            out = subprocess.run([sys.executable, "-c", "import time; t = time.perf_counter()\n" + code +
+                                  "\nprint(time.perf_counter() - t)"], cwd=REPO, capture_output=True, text=True, check=True)
+            times.append(float(out.stdout.strip().splitlines()[-1]) * 1000)
+        return statistics.median(times)
+
+    base = fresh("from aws_lambda_powertools import Metrics")
+    cheap = fresh("from aws_lambda_powertools import Metrics\nfrom lambdas.runtime.monitoring.metrics import cheap_metrics\n"
+                  "cheap_metrics('What is the notice period?', 'Thirty days. It starts on receipt.')")
+    print(f"   cold start, fresh interpreter (median of {repeat}): powertools Metrics import {base:.0f} ms (baseline), "
+          f"+ import and first cheap_metrics call {cheap:.0f} ms (+{cheap - base:.0f} ms)")
+
+
 def bench_detection() -> None:
     rows = [json.loads(line) for line in (REPO / "tests/lambdas/monitoring/data/labelled.jsonl").read_text().splitlines()]
     print(f"3. detection on the labelled set ({len(rows)} texts), threshold 0.5: precision / recall")
@@ -142,6 +160,7 @@ def main() -> None:
         bench_batch(60 if args.quick else 200)
     if args.only in (None, "cheap"):
         bench_cheap(300 if args.quick else 2000)
+        bench_cold()
     if args.only in (None, "detection"):
         bench_detection()
 

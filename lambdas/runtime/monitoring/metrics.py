@@ -37,7 +37,7 @@ METRICS: tuple[Metric, ...] = (
     Metric("response_chars", "cheap", "0..", "characters in the response"),
     Metric("prompt_tokens", "cheap", "0..", "prompt tokens: metadata.prompt_tokens (the model's tokenizer) else MiniLM tokenizer"),
     Metric("response_tokens", "cheap", "0..", "response tokens: metadata.response_tokens else MiniLM tokenizer"),
-    Metric("readability", "cheap", "about 0..100 (can leave it)", "Flesch reading ease of the response (textstat, Pyphen syllables)"),
+    Metric("readability", "cheap", "about 0..100 (can leave it)", "Flesch reading ease of the response (textstat's counting, Pyphen syllables)"),
     Metric("repetition", "cheap", "0..1", "share of word trigrams in the response that repeat an earlier one"),
     Metric("distinct_2", "cheap", "0..1", "distinct word bigrams / all bigrams in the response"),
     Metric("sentiment", "cheap", "-1..1", "VADER compound score of the response"),
@@ -177,21 +177,36 @@ def token_count(text: str) -> int:
 
 
 @lru_cache(maxsize=1)
-def _textstat() -> Any:
-    import textstat
-    from textstat.backend.counts import _count_syllables
+def _pyphen() -> Any:
+    import pyphen
 
-    # textstat looks English words up in NLTK's cmudict, which it downloads on first use; the platform
-    # runs offline, so syllables come from the Pyphen dictionary it ships (its fallback for unknown words).
-    _count_syllables.get_cmudict = lambda lang: None
-    return textstat
+    return pyphen.Pyphen(lang="en_US")
+
+
+_NON_CONTRACTION_APOSTROPHE = re.compile(r"'(?![tsd]|ve|ll|re)")
+_PUNCTUATION = re.compile(r"[^\w\s']")
+_SENTENCE_SPAN = re.compile(r"\b[^.!?]+[.!?]*", re.UNICODE)
+
+
+def _flesch_words(text: str) -> list[str]:
+    return _PUNCTUATION.sub("", _NON_CONTRACTION_APOSTROPHE.sub("", text)).split()
 
 
 def readability(text: str) -> float:
-    """Flesch reading ease; 0 for text without words."""
-    if not _words(text):
+    """Flesch reading ease, counted as textstat 0.7 counts it, with Pyphen syllables; 0 without words.
+
+    Not textstat itself: importing it imports NLTK (over a second of Lambda cold start) and its
+    English syllables come from NLTK's cmudict, downloaded on first use, which offline code cannot do.
+    tests/lambdas/monitoring/test_metrics.py checks the figures equal textstat's Pyphen path.
+    """
+    words = _flesch_words(text)
+    if not words:
         return 0.0
-    return float(_textstat().flesch_reading_ease(text))
+    spans = _SENTENCE_SPAN.findall(text)
+    sentences = max(1, len(spans) - sum(1 for span in spans if len(_flesch_words(span)) <= 2))
+    hyphenator = _pyphen()
+    syllables = sum(len(hyphenator.positions(word)) + 1 for word in _flesch_words(text.lower()))
+    return 206.835 - 1.015 * (len(words) / sentences) - 84.6 * (syllables / len(words))
 
 
 @lru_cache(maxsize=1)

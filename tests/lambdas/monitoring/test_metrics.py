@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from tokenizers import Tokenizer
 
 from lambdas.runtime.monitoring import metrics as m
@@ -16,6 +18,35 @@ def test_repetition_and_distinct_n_hand_computed():
     assert m.distinct_n("A b c a b c", 2) == pytest.approx(0.6)
     assert m.repetition("one two") == 0.0 and m.distinct_n("one", 2) == 1.0
     assert m.repetition("the cat sat on the mat") == 0.0
+
+
+@pytest.fixture(scope="module")
+def textstat_pyphen():
+    """textstat itself, its English syllables switched from NLTK's cmudict (a download) to its Pyphen fallback."""
+    textstat = pytest.importorskip("textstat")
+    from textstat.backend.counts import _count_syllables
+
+    original = _count_syllables.get_cmudict
+    _count_syllables.get_cmudict = lambda lang: None
+    _count_syllables.count_syllables.cache_clear()
+    yield textstat
+    _count_syllables.get_cmudict = original
+    _count_syllables.count_syllables.cache_clear()
+
+
+def test_readability_equals_textstat_on_realistic_texts(textstat_pyphen, labelled):
+    texts = [row["text"] for row in labelled] + [
+        "Don't panic. It's fine, isn't it? The 'quoted' word -- and a hyphen-ated one!",
+        "One. Two words. Now a longer sentence that counts here.", "Ok", "Hello!!! What?? Yes.",
+    ]
+    for text in texts:
+        assert m.readability(text) == pytest.approx(textstat_pyphen.flesch_reading_ease(text), abs=1e-9), text
+
+
+@given(st.text(alphabet=st.characters(codec="utf-8", categories=("L", "N", "P", "Zs")), max_size=200))
+@settings(max_examples=200, deadline=None)
+def test_readability_equals_textstat_on_generated_text(textstat_pyphen, text):
+    assert m.readability(text) == pytest.approx(textstat_pyphen.flesch_reading_ease(text), abs=1e-9)
 
 
 def test_readability_is_flesch_with_pyphen_syllables_and_offline():
