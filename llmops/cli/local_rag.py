@@ -149,6 +149,21 @@ def _parse_filters(items: list[str]) -> dict[str, object]:
     return filters
 
 
+def _log_interaction(question: str, answer: object) -> None:
+    """Append the interaction to ``<state>/interactions.jsonl`` for ``llmops monitor score|baseline|drift``."""
+    import uuid
+    from datetime import datetime, timezone
+
+    from lambdas.runtime.monitoring.records import record_from_answer
+
+    record = record_from_answer(question, answer, record_id=str(uuid.uuid4()),
+                                time=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    path = state_home() / "interactions.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as log:
+        log.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+
 def run_ask(args: argparse.Namespace) -> int:
     from lambdas.runtime.rag.embedders import LocalMiniLMEmbedder
     from lambdas.runtime.rag.llm import language_model_from_env
@@ -181,6 +196,7 @@ def run_ask(args: argparse.Namespace) -> int:
                 print(f"llmops local ask: the configured model could not answer: {exc}", file=sys.stderr)
                 return 1
             raise
+    _log_interaction(request.question, answer)
     if args.json:
         print(json.dumps(answer.to_dict(), indent=2, ensure_ascii=False))
         return 0

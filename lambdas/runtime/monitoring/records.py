@@ -52,3 +52,24 @@ def validate_record(obj: Any) -> Interaction:
     if not isinstance(metadata, Mapping):
         raise RecordError(f"'metadata' must be an object, got {type(metadata).__name__}")
     return Interaction(prompt=prompt, response=response, contexts=contexts, question=question, metadata=metadata)
+
+
+def record_from_answer(question: str, answer: Any, *, record_id: str, time: str) -> dict[str, Any]:
+    """The interaction record of one RAG answer (``lambdas.runtime.rag.query.Answer``, read by attribute).
+
+    The prompt is the question: the rendered template is not kept on the answer, and the metrics
+    compare the question with the response anyway.
+    """
+    timings = getattr(answer, "timings_ms", None) or {}
+    metadata: dict[str, Any] = {
+        "id": record_id, "time": time, "source": "rag", "prompt_id": answer.prompt_id,
+        "prompt_version": answer.prompt_version, "model": answer.model, "llm_called": answer.llm_called,
+        "scores": [c.score for c in answer.citations],
+    }
+    for key, value in (("prompt_tokens", answer.prompt_tokens), ("response_tokens", answer.completion_tokens),
+                       ("embedding_ms", timings.get("embedding")), ("retrieval_ms", timings.get("retrieval")),
+                       ("generation_ms", timings.get("generation"))):
+        if value is not None:
+            metadata[key] = value
+    return {"prompt": question, "question": question, "response": answer.answer,
+            "contexts": [c.text for c in answer.citations], "metadata": metadata}

@@ -40,3 +40,21 @@ def test_non_objects_are_rejected(value):
         assert "expected a JSON object" in str(exc)
     else:
         raise AssertionError("accepted a non-object")
+
+
+def test_record_from_a_rag_answer_is_a_valid_interaction():
+    from lambdas.runtime.monitoring.metrics import cheap_record_metrics
+    from lambdas.runtime.rag.query import Answer, Citation
+
+    answer = Answer(answer="Thirty days [1].", prompt_id="rag-answer", prompt_version=2, llm_called=True, model="m",
+                    citations=[Citation(n=1, source="a.md", page=1, chunk_index=0, chunk_id="c1", score=0.9, text="Thirty days."),
+                               Citation(n=2, source="b.md", page=None, chunk_index=3, chunk_id="c2", score=0.4, text="Other.")],
+                    prompt_tokens=120, completion_tokens=5, timings_ms={"embedding": 8.0, "retrieval": 2.5})
+    obj = __import__("lambdas.runtime.monitoring.records", fromlist=["x"]).record_from_answer(
+        "Notice period?", answer, record_id="r-1", time="2026-12-02T12:00:00+00:00")
+    record = validate_record(obj)
+    assert record.contexts == ("Thirty days.", "Other.") and record.query == "Notice period?"
+    values = cheap_record_metrics(record)
+    assert values["prompt_tokens"] == 120 and values["response_tokens"] == 5
+    assert values["top_score"] == 0.9 and values["score_gap"] == 0.5
+    assert values["embedding_latency_ms"] == 8.0 and values["retrieval_latency_ms"] == 2.5

@@ -108,6 +108,15 @@ def test_ask_json_cites_sources(cli, workspace, indexed):
     top = answer["citations"][0]
     assert top["source"] == str(workspace / "docs" / "policy.md") and top["page"] == 1 and top["chunk_index"] == 0
     assert "30 days" in answer["answer"] and answer["prompt_id"] == "rag-answer"
+    # The interaction is logged in the monitoring record format, and `llmops monitor score` reads it.
+    log = workspace / "state" / "interactions.jsonl"
+    record = json.loads(log.read_text(encoding="utf-8").splitlines()[-1])
+    assert record["question"] == "How many days do customers have to request a refund?"
+    assert record["response"] == answer["answer"] and len(record["contexts"]) == 2
+    assert record["metadata"]["scores"][0] == top["score"]
+    code, out, err = cli("monitor", "score", str(log), "--json", "--no-model")
+    assert code == 0, err
+    assert json.loads(out.splitlines()[-1])["context_count"] == 2
 
 
 def test_ask_text_output_and_filters(cli, workspace, indexed):
