@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lambdas.runtime.monitoring.records import RecordError, validate_record
+from lambdas.runtime.monitoring.records import RecordError, record_from_answer, validate_record
 
 json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
                            lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
@@ -50,8 +50,7 @@ def test_record_from_a_rag_answer_is_a_valid_interaction():
                     citations=[Citation(n=1, source="a.md", page=1, chunk_index=0, chunk_id="c1", score=0.9, text="Thirty days."),
                                Citation(n=2, source="b.md", page=None, chunk_index=3, chunk_id="c2", score=0.4, text="Other.")],
                     prompt_tokens=120, completion_tokens=5, timings_ms={"embedding": 8.0, "retrieval": 2.5})
-    obj = __import__("lambdas.runtime.monitoring.records", fromlist=["x"]).record_from_answer(
-        "Notice period?", answer, record_id="r-1", time="2026-12-02T12:00:00+00:00")
+    obj = record_from_answer("Notice period?", answer, record_id="r-1", time="2026-12-02T12:00:00+00:00")
     record = validate_record(obj)
     assert record.contexts == ("Thirty days.", "Other.") and record.query == "Notice period?"
     values = cheap_record_metrics(record)
