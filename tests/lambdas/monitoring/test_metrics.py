@@ -144,3 +144,15 @@ def test_metric_table_in_docs_lists_every_metric():
     doc = (Path(__file__).resolve().parents[3] / "docs" / "monitoring.md").read_text(encoding="utf-8")
     for metric in m.METRICS:
         assert f"| `{metric.name}` | {metric.cost} |" in doc, metric.name
+
+
+@given(prompt=st.text(max_size=300), response=st.text(max_size=300),
+       contexts=st.none() | st.lists(st.text(max_size=100), max_size=3))
+@settings(max_examples=150, deadline=None)
+def test_cheap_metrics_never_raise_and_stay_in_range(prompt, response, contexts):
+    # The query Lambda calls this on every answer: any text must give finite values in the documented ranges.
+    out = m.cheap_metrics(prompt, response, contexts=contexts)
+    assert all(math.isfinite(v) for v in out.values())
+    for name in ("repetition", "distinct_2", "refusal", "jailbreak", "injection"):
+        assert 0.0 <= out[name] <= 1.0, name
+    assert -1.0 <= out["sentiment"] <= 1.0
