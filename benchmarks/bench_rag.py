@@ -291,14 +291,14 @@ def bench_cold_start(quick: bool) -> None:
 
     print("\n   Bundle size per function (unzipped; manylinux2014_aarch64, CPython 3.13, boto3 from the runtime)")
     try:
-        from llmops.constructs.lambda_bundle import LambdaBundle, directory_size
+        from llmops.constructs.core.lambda_bundle import LambdaBundle, directory_size
     except ImportError:
-        print("  (llmops.constructs.lambda_bundle not available)")
+        print("  (llmops.constructs.core.lambda_bundle not available)")
         return
     baseline_size = None
     if not quick:
         try:
-            from llmops.constructs.lambda_bundle import PROVIDED_BY_RUNTIME
+            from llmops.constructs.core.lambda_bundle import PROVIDED_BY_RUNTIME
 
             base = baseline_target("manylinux2014_aarch64", "3.13")
             # Same rule as LambdaBundle: what the Lambda runtime ships (boto3, botocore, ...) is not counted.
@@ -306,7 +306,7 @@ def bench_cold_start(quick: bool) -> None:
                                 if p.name.split("-")[0].lower() not in PROVIDED_BY_RUNTIME) / 1e6
         except subprocess.CalledProcessError:
             baseline_size = None
-    for name, packages in (("rag_query", ("rag", "prompts")), ("rag_ingest", ("rag",))):
+    for name, packages in (("rag_query", ("rag", "prompt_catalog")), ("rag_ingest", ("rag",))):
         out = Path(tempfile.mkdtemp(prefix=f"bundle-{name}-"))
         try:
             size = directory_size(LambdaBundle(entry=name, runtime_packages=packages).build(out)) / 1e6
@@ -350,7 +350,7 @@ prompt = DefaultPromptSource().render("rag-answer", {"question": "q", "context":
 SageMakerLlm("e").payload(prompt); BedrockConverseLlm("m").request(prompt)
 import lambdas.runtime.rag.opensearch, opensearchpy
 from opensearchpy import OpenSearch, RequestsHttpConnection
-import lambdas.runtime.prompts.client, lambdas.runtime.prompts.templates
+import lambdas.runtime.prompt_catalog.client, lambdas.runtime.prompt_catalog.templates
 from langchain_core.prompts import ChatPromptTemplate, FewShotPromptTemplate, PromptTemplate
 chat = ChatPromptTemplate.from_messages([("system", "Use {context}"), ("human", "{question}")])
 chat.format_messages(context="c", question="q")
@@ -364,7 +364,7 @@ print("ok", PromptTemplate.from_template("{q}?").format(q="why"), few.format(que
 def bundle_smoke(name: str, packages: tuple[str, ...]) -> str:
     """Install the function's requirements for this interpreter, plus what the Lambda runtime provides,
     copy its sources, and run its code paths with nothing else importable (``python -I -S``)."""
-    from llmops.constructs.lambda_bundle import LambdaBundle
+    from llmops.constructs.core.lambda_bundle import LambdaBundle
 
     bundle = LambdaBundle(entry=name, runtime_packages=packages)
     target = BASELINE_BUILD / f"smoke-{name}-{bundle.deps_key()}"

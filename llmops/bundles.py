@@ -10,7 +10,7 @@ import shutil
 import time
 from pathlib import Path
 
-from llmops.constructs.lambda_bundle import BUILD_DIR, LambdaBundle, directory_size
+from llmops.constructs.core.lambda_bundle import BUILD_DIR, LambdaBundle, directory_size
 
 
 def app_bundles() -> dict[str, LambdaBundle]:
@@ -21,7 +21,7 @@ def app_bundles() -> dict[str, LambdaBundle]:
 
     from llmops.app import build_app
     from llmops.config import REPO_ROOT
-    from llmops.constructs.platform_function import PlatformFunction
+    from llmops.constructs.core.platform_function import PlatformFunction
 
     context = json.loads((REPO_ROOT / "cdk.json").read_text())["context"]
     app = build_app(App(context={**context, "aws:cdk:bundling-stacks": []}), nag=False)

@@ -1,6 +1,7 @@
 """Build the fine-tuning pipeline definitions with the SageMaker Python SDK 3, offline.
 
-``python -m pipelines.build`` writes ``pipelines/definitions/<env>.json`` for every environment in
+``llmops pipelines build`` (``llmops/cli/pipelines.py``, which reads the config and hands each
+environment to ``build_definitions``) writes ``pipelines/definitions/<env>.json`` for every environment in
 ``config/environments.yaml``; the files are committed, and ``cdk synth`` reads them (no SDK import,
 no network at synth). ``tests/pipelines/test_build.py`` rebuilds them and fails on any drift, and
 the stack refuses a file whose config fingerprint no longer matches the config.
@@ -11,14 +12,11 @@ with ``Fn::Sub``: see PLACEHOLDERS.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
-from llmops.config import EnvironmentConfig, load_config
 
 from . import profiles
 
@@ -67,7 +65,7 @@ def _p(name: str) -> str:
     return "${" + name + "}"
 
 
-def build_pipeline(env: EnvironmentConfig, use_case: str):
+def build_pipeline(env: Any, use_case: str):
     """The SDK ``Pipeline`` object for one use case of one environment (not yet serialised)."""
     import boto3
     from sagemaker.core import image_uris
@@ -368,7 +366,7 @@ def build_pipeline(env: EnvironmentConfig, use_case: str):
     )
 
 
-def build_definitions(env: EnvironmentConfig) -> dict[str, Any]:
+def build_definitions(env: Any) -> dict[str, Any]:
     """``{"fingerprint", "sdk", "pipelines": {use_case: definition JSON string}}`` for one environment."""
     from importlib.metadata import version
 
@@ -386,31 +384,3 @@ def build_definitions(env: EnvironmentConfig) -> dict[str, Any]:
 
 def render(document: dict[str, Any]) -> str:
     return json.dumps(document, indent=1, sort_keys=True) + "\n"
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="compile the fine-tuning pipeline definitions")
-    parser.add_argument("--env", action="append", help="environment(s) to build (default: all)")
-    parser.add_argument("--check", action="store_true", help="fail if a committed definition differs")
-    args = parser.parse_args(argv)
-    config = load_config()
-    stale = []
-    for name in args.env or list(config.environments):
-        env = config.get(name)
-        text = render(build_definitions(env))
-        path = DEFINITIONS_DIR / f"{name}.json"
-        if args.check:
-            if not path.is_file() or path.read_text(encoding="utf-8") != text:
-                stale.append(str(path))
-            continue
-        DEFINITIONS_DIR.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-        print(f"wrote {path}")
-    if stale:
-        print("stale definitions (run `python -m pipelines.build`):\n  " + "\n  ".join(stale), file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

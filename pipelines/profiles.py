@@ -3,6 +3,10 @@
 Imported at synth (no SageMaker SDK here): it decides which image, distribution and parameter
 choices an environment's pipeline gets, and fingerprints those inputs so a stale compiled
 definition (``pipelines/definitions/<env>.json``) fails synth instead of deploying silently.
+
+Standard library only, and no ``llmops`` import: the environment is read through its attributes
+(``llmops.config.EnvironmentConfig`` is what synth and ``llmops pipelines build`` pass), so the
+dependency runs one way, from synth-time code to ``pipelines/``.
 """
 
 from __future__ import annotations
@@ -10,13 +14,15 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass
+from typing import Any
 
-from llmops.config import (
-    FINE_TUNING_GPU_FAMILIES,
-    FINE_TUNING_TRAINIUM_FAMILIES,
-    ConfigError,
-    EnvironmentConfig,
-)
+# Instance families with a fine-tuning profile (``llmops.config`` validates against these).
+FINE_TUNING_GPU_FAMILIES = ("g5", "g6", "g6e", "p4d", "p4de", "p5")
+FINE_TUNING_TRAINIUM_FAMILIES = ("trn1", "trn1n")
+
+
+class ProfileError(ValueError):
+    """The environment asks for something no fine-tuning profile supports; the message names the field."""
 
 # Hugging Face training DLC resolved through the SDK (``image_uris.retrieve("huggingface", ...)``).
 HF_TRAINING = {"version": "4.56.2", "base_framework_version": "pytorch2.8.0", "py_version": "py312"}
@@ -68,7 +74,7 @@ class HardwareProfile:
         return self.distribution != "none"
 
 
-def hardware_profile(env: EnvironmentConfig) -> HardwareProfile:
+def hardware_profile(env: Any) -> HardwareProfile:
     ft = env.fine_tuning
     instance_type = ft.instance_type or env.instances.training.type
     count = ft.instance_count or env.instances.training.count
@@ -77,16 +83,16 @@ def hardware_profile(env: EnvironmentConfig) -> HardwareProfile:
     if family in FINE_TUNING_TRAINIUM_FAMILIES:
         kind, allowed = "trainium", TRAINIUM_INSTANCE_TYPES
         if ft.strategy == "qlora":
-            raise ConfigError(f"environments.{env.name}.fine_tuning.strategy: qlora needs CUDA GPUs; {instance_type} is Trainium")
+            raise ProfileError(f"environments.{env.name}.fine_tuning.strategy: qlora needs CUDA GPUs; {instance_type} is Trainium")
         if env.region and env.region not in NEURON_TRAINING_REGISTRIES:
-            raise ConfigError(
+            raise ProfileError(
                 f"environments.{env.name}.region: no pinned Neuron training image for {env.region}; "
                 f"allowed: {', '.join(sorted(NEURON_TRAINING_REGISTRIES))}"
             )
     elif family in FINE_TUNING_GPU_FAMILIES:
         kind, allowed = "gpu", GPU_INSTANCE_TYPES
     else:
-        raise ConfigError(
+        raise ProfileError(
             f"environments.{env.name}.{field}: {instance_type!r} has no fine-tuning profile; allowed families: "
             + ", ".join(f"ml.{f}.*" for f in FINE_TUNING_GPU_FAMILIES + FINE_TUNING_TRAINIUM_FAMILIES)
         )
@@ -100,22 +106,22 @@ def neuron_training_image(region: str) -> str:
     try:
         account = NEURON_TRAINING_REGISTRIES[region]
     except KeyError:
-        raise ConfigError(f"region: no pinned Neuron training image for {region}") from None
+        raise ProfileError(f"region: no pinned Neuron training image for {region}") from None
     return f"{account}.dkr.ecr.{region}.amazonaws.com/{NEURON_TRAINING_REPOSITORY}:{NEURON_TRAINING_TAG}"
 
 
-def pipeline_name(env: EnvironmentConfig, use_case: str) -> str:
+def pipeline_name(env: Any, use_case: str) -> str:
     return f"{env.name_prefix}-ft-{use_case}"
 
 
-def model_package_group_name(env: EnvironmentConfig, use_case: str) -> str:
+def model_package_group_name(env: Any, use_case: str) -> str:
     return f"{env.name_prefix}-{use_case}"
 
 
-def definition_inputs(env: EnvironmentConfig) -> dict:
+def definition_inputs(env: Any) -> dict:
     """Everything from the config that shapes an environment's pipeline definitions."""
     if not env.region:
-        raise ConfigError(f"environments.{env.name}.region: fine-tuning needs a region (training image URIs are regional)")
+        raise ProfileError(f"environments.{env.name}.region: fine-tuning needs a region (training image URIs are regional)")
     return {
         "region": env.region,
         "name_prefix": env.name_prefix,
@@ -131,6 +137,6 @@ def definition_inputs(env: EnvironmentConfig) -> dict:
     }
 
 
-def fingerprint(env: EnvironmentConfig) -> str:
+def fingerprint(env: Any) -> str:
     canonical = json.dumps(definition_inputs(env), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()

@@ -12,9 +12,15 @@ import sys
 
 # Modules that add subcommands: each exposes ``register(subparsers)`` for its group.
 # Groups: "local" (runs RAG and data prep on this machine), "prompts" (prompt catalog authoring);
-# "monitor" (metrics, baselines, drift) adds its own group on "root".
+# "monitor" (metrics, baselines, drift, retraining approval) is made by whichever of its modules comes first.
 COMMAND_MODULES = (
     "llmops.cli.platform",
+    "llmops.cli.pipelines",
+    "llmops.cli.cost",
+    "llmops.cli.delivery",
+    "llmops.cli.review",
+    "llmops.cli.experiments",
+    "llmops.cli.monitor_retraining",
 )
 OPTIONAL_COMMAND_MODULES = (
     "llmops.cli.local_rag",

@@ -20,9 +20,9 @@ TABLE_COLUMNS = ("toxicity", "sentiment", "readability", "repetition", "refusal"
 
 
 def register(registry: dict) -> None:
-    groups = registry["root"]
-    monitor = groups.add_parser("monitor", help="score interactions, build baselines and check drift offline")
-    sub = monitor.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    from llmops.cli.monitor_retraining import _group  # one "monitor" group, whichever module registers first
+
+    sub = _group(registry)
 
     score = sub.add_parser("score", help="print per-record metrics of a JSONL file (interaction records or data capture)")
     score.add_argument("file", type=Path, metavar="FILE.jsonl")

@@ -35,7 +35,7 @@ def register(registry: dict) -> None:
 
 
 def run_validate(args: argparse.Namespace) -> int:
-    from lambdas.runtime.prompts.files import load_prompt_dir, prompt_paths
+    from lambdas.runtime.prompt_catalog.files import load_prompt_dir, prompt_paths
 
     root = Path(args.path)
     if root.is_dir() and not prompt_paths(root):
@@ -64,8 +64,8 @@ def _raw_variables(pairs: list[str]) -> dict[str, str]:
 
 
 def run_render(args: argparse.Namespace) -> int:
-    from lambdas.runtime.prompts.errors import PromptCatalogError
-    from lambdas.runtime.prompts.templates import coerce_variable
+    from lambdas.runtime.prompt_catalog.errors import PromptCatalogError
+    from lambdas.runtime.prompt_catalog.templates import coerce_variable
 
     try:
         raw = _raw_variables(args.var)
@@ -83,9 +83,9 @@ def run_render(args: argparse.Namespace) -> int:
 
 
 def _render_local(args, raw: dict[str, str], coerce):
-    from lambdas.runtime.prompts.files import load_prompt_dir
-    from lambdas.runtime.prompts.model import RenderedPrompt
-    from lambdas.runtime.prompts.templates import render_content
+    from lambdas.runtime.prompt_catalog.files import load_prompt_dir
+    from lambdas.runtime.prompt_catalog.model import RenderedPrompt
+    from lambdas.runtime.prompt_catalog.templates import render_content
 
     loaded = load_prompt_dir(args.path)
     match = next((f for f in loaded.files if f.prompt_id == args.prompt_id), None)
@@ -104,7 +104,7 @@ def _render_local(args, raw: dict[str, str], coerce):
 def _render_from_catalog(args, raw: dict[str, str], coerce):
     import dataclasses
 
-    from lambdas.runtime.prompts.client import PromptCatalogClient
+    from lambdas.runtime.prompt_catalog.client import PromptCatalogClient
 
     client = PromptCatalogClient(args.table)
     alias = None if args.version is not None else (args.alias or "prod")

@@ -9,22 +9,14 @@ and an event. Ground Truth labeling (workteam + jobs) is on when ``data_prep.wor
 from __future__ import annotations
 
 from aws_cdk import CfnOutput, Duration, Stack
-from aws_cdk import aws_cloudwatch as cloudwatch
-from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from llmops.config import EnvironmentConfig
-from llmops.constructs.data_prep_workflow import DataPrepWorkflow
-from llmops.constructs.document_extraction import DocumentExtraction
-from llmops.constructs.labeling_workteam import LabelingJobs, LabelingWorkteam
-from llmops.constructs.log_retention import retention_days
-from llmops.constructs.pii_redaction import PiiRedaction
-from llmops.constructs.dead_letter_queue import DeadLetterQueue
-from llmops.constructs.platform_function import PlatformFunction
+from llmops.constructs.data_prep import DataPrepWorkflow, DocumentExtraction, LabelingJobs, LabelingWorkteam, PiiRedaction
+from llmops.constructs.core import DeadLetterQueue, PlatformFunction, retention_days
 from llmops.stacks.foundation import FoundationStack, removal_policy
 
 RAW_PREFIX = "raw/"
@@ -48,7 +40,8 @@ class DataPrepStack(Stack):
         }
 
         self.dead_letter_queue = DeadLetterQueue(
-            self, "DeadLetterQueue", key=key, purpose="the data-prep rules, subscriptions and async functions"
+            self, "DeadLetterQueue", key=key, purpose="the data-prep rules, subscriptions and async functions",
+            alarm_actions=foundation.alarm_actions,
         )
 
         self.extraction = DocumentExtraction(
@@ -85,27 +78,27 @@ class DataPrepStack(Stack):
 
         def step(id: str, entry: str, description: str, **kw) -> PlatformFunction:
             return PlatformFunction(
-                self, id, entry=entry, runtime_packages=["dataprep"], key=key, network=network,
+                self, id, entry=entry, runtime_packages=["data_prep"], key=key, network=network,
                 environment=common_env, description=description, log_retention=log_retention, **kw,
             )
 
-        self.validate_function = step("ValidateFunction", "dataprep_validate", "Data prep: classify an upload or reject it")
+        self.validate_function = step("ValidateFunction", "data_prep_validate", "Data prep: classify an upload or reject it")
         data.grant_read(self.validate_function.role, RAW_PREFIX)
         self.custom_function = step(
-            "CustomStepFunction", "dataprep_custom", "Data prep: extension point for custom cleaning (default: normalise whitespace)",
+            "CustomStepFunction", "data_prep_custom", "Data prep: extension point for custom cleaning (default: normalise whitespace)",
             timeout=Duration.minutes(2),
         )
         artifacts.grant_read(self.custom_function.role, WORK_PREFIX)
         artifacts.grant_write(self.custom_function.role, WORK_PREFIX)
         self.publish_function = step(
-            "PublishFunction", "dataprep_publish", "Data prep: write curated documents and dataset versions",
+            "PublishFunction", "data_prep_publish", "Data prep: write curated documents and dataset versions",
             timeout=Duration.minutes(2), memory_size=1024,
         )
         artifacts.grant_read(self.publish_function.role, WORK_PREFIX)
         data.grant_write(self.publish_function.role, CURATED_PREFIX)
         data.grant_read(self.publish_function.role, DATASETS_PREFIX)  # lists versions to take the next N
         data.grant_write(self.publish_function.role, DATASETS_PREFIX)
-        self.quarantine_function = step("QuarantineFunction", "dataprep_quarantine", "Data prep: quarantine bad input with its reason")
+        self.quarantine_function = step("QuarantineFunction", "data_prep_quarantine", "Data prep: quarantine bad input with its reason")
         self.quarantine_function.add_environment("EVENT_BUS_NAME", "default")
         data.grant_read(self.quarantine_function.role, RAW_PREFIX)
         data.grant_write(self.quarantine_function.role, QUARANTINE_PREFIX)
@@ -149,32 +142,30 @@ class DataPrepStack(Stack):
             )
         )
 
-        self.alarm_topic = sns.Topic(self, "Alarms", master_key=key, enforce_ssl=True, display_name="Data prep alarms")
-        self.workflow.failed_executions_alarm.add_alarm_action(cw_actions.SnsAction(self.alarm_topic))
-        self.dead_letter_alarm = cloudwatch.Alarm(
-            self,
-            "DeadLetterAlarm",
-            metric=self.dead_letter_queue.metric_approximate_number_of_messages_visible(period=Duration.minutes(5), statistic="Maximum"),
-            threshold=1,
-            evaluation_periods=1,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-            alarm_description="Data-prep events or Textract completions reached the dead-letter queue",
-        )
-        self.dead_letter_alarm.add_alarm_action(cw_actions.SnsAction(self.alarm_topic))
+        # Every alarm notifies the environment's alerts (foundation alarm topic).
+        self.dead_letter_alarm = self.dead_letter_queue.alarm
+        foundation.alarm_action(self.workflow.failed_executions_alarm)
+        self.alarm_topic = foundation.alarm_topic
 
         self.workteam: LabelingWorkteam | None = None
         self.labeling: LabelingJobs | None = None
         if prep.workteam.enabled:
-            self.workteam = LabelingWorkteam(
-                self,
-                "Workteam",
-                name=f"{cfg.name_prefix}-labeling",
-                key=key,
-                description=prep.workteam.description,
-                notify_workers=prep.workteam.notify_workers,
-                removal_policy=removal_policy(cfg),
-            )
+            team = prep.workteam
+            if team.existing_workteam_arn:
+                workteam_arn = team.existing_workteam_arn  # used as is: nothing of the team is created
+            else:
+                workforce = team.existing_workforce
+                self.workteam = LabelingWorkteam(
+                    self,
+                    "Workteam",
+                    name=f"{cfg.name_prefix}-labeling",
+                    key=key,
+                    description=team.description,
+                    notify_workers=team.notify_workers,
+                    removal_policy=removal_policy(cfg),
+                    existing_workforce=(workforce.user_pool_id, workforce.client_id) if workforce else None,
+                )
+                workteam_arn = self.workteam.workteam_arn
             self.labeling = LabelingJobs(
                 self,
                 "Labeling",
@@ -182,12 +173,11 @@ class DataPrepStack(Stack):
                 data=data,
                 artifacts=artifacts,
                 network=network,
-                workteam_arn=self.workteam.workteam_arn,
+                workteam_arn=workteam_arn,
                 dead_letter_queue=self.dead_letter_queue,
                 log_retention=log_retention,
             )
             CfnOutput(self, "LabelingFunctionName", value=self.labeling.function.function.function_name)
-            CfnOutput(self, "WorkteamArn", value=self.workteam.workteam_arn)
+            CfnOutput(self, "WorkteamArn", value=workteam_arn)
 
         CfnOutput(self, "StateMachineArn", value=self.state_machine.state_machine_arn)
-        CfnOutput(self, "AlarmTopicArn", value=self.alarm_topic.topic_arn)

@@ -3,8 +3,8 @@
 - ``PromptCatalog``: the CMK-encrypted DynamoDB table (PITR; deletion protection outside dev)
   with S3 overflow under ``prompts/`` in the foundation artifacts bucket.
 - REST API (API Gateway, IAM authorisation on every method, request validation, throttling,
-  CMK-encrypted access logs, a resource policy limited to this account) -> ``prompt_api``.
-- Sync-at-deploy: a custom resource whose ``prompt_sync`` handler carries the repo's
+  CMK-encrypted access logs, a resource policy limited to this account) -> ``prompt_catalog_api``.
+- Sync-at-deploy: a custom resource whose ``prompt_catalog_sync`` handler carries the repo's
   ``prompts/*.yaml`` in its bundle. Its ``PromptsHash`` property changes with the files, so a
   deploy after a prompt change runs the sync (a new version only for changed files) and a
   deploy without one does not call it at all.
@@ -22,8 +22,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from llmops.config import REPO_ROOT, EnvironmentConfig
-from llmops.constructs.log_retention import retention_days
-from llmops.constructs.platform_function import PlatformFunction
+from llmops.constructs.core import PlatformFunction, api_alarms, retention_days
 from llmops.constructs.prompt_catalog import PromptCatalog
 from llmops.nag import acknowledge
 from llmops.stacks.foundation import FoundationStack, removal_policy
@@ -77,8 +76,8 @@ class PromptCatalogStack(Stack):
         self.api_function = PlatformFunction(
             self,
             "ApiFunction",
-            entry="prompt_api",
-            runtime_packages=["prompts"],
+            entry="prompt_catalog_api",
+            runtime_packages=["prompt_catalog"],
             key=key,
             network=foundation.network,
             environment=runtime_env,
@@ -90,12 +89,13 @@ class PromptCatalogStack(Stack):
         )
         self.catalog.grant_write(self.api_function.role)
         self.api = self._api(key, log_retention)
+        foundation.alarm_action(*api_alarms(self, "CatalogApi", self.api, [self.api_function.function]))
 
         self.sync_function = PlatformFunction(
             self,
             "SyncFunction",
-            entry="prompt_sync",
-            runtime_packages=["prompts"],
+            entry="prompt_catalog_sync",
+            runtime_packages=["prompt_catalog"],
             extra_files=("prompts",),
             key=key,
             network=foundation.network,
@@ -105,7 +105,7 @@ class PromptCatalogStack(Stack):
             description="Sync-at-deploy of prompts/*.yaml into the prompt catalog (idempotent)",
         )
         self.catalog.grant_write(self.sync_function.role)
-        from llmops.constructs.custom_resource import custom_resource_provider
+        from llmops.constructs.core.custom_resource import custom_resource_provider
 
         provider = custom_resource_provider(self, "SyncProvider", on_event=self.sync_function, key=key, log_retention=log_retention)
         self.sync = CustomResource(

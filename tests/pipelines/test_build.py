@@ -21,7 +21,7 @@ if importlib.util.find_spec("sagemaker") is None:
     pytest.skip("the pipeline-build extra (sagemaker SDK) is not installed", allow_module_level=True)
 CONFIG = load_config()
 # One worker builds (and caches) the definitions for the whole module under `pytest -n --dist loadgroup`.
-pytestmark = pytest.mark.xdist_group("finetune-build")
+pytestmark = pytest.mark.xdist_group("fine-tuning-build")
 
 
 @lru_cache(maxsize=None)
@@ -48,7 +48,7 @@ def steps_by_name(defn: dict) -> dict:
 def test_committed_definitions_match_a_fresh_build(env_name):
     path = DEFINITIONS_DIR / f"{env_name}.json"
     assert path.read_text(encoding="utf-8") == render(built(env_name)), (
-        f"{path.name} is stale: run `python -m pipelines.build` and commit the result"
+        f"{path.name} is stale: run `llmops pipelines build` and commit the result"
     )
 
 

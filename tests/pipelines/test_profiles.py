@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from llmops.config import ConfigError
+from pipelines.profiles import ProfileError
 from pipelines import profiles
 from tests.helpers import config_with
 
@@ -41,12 +42,12 @@ def test_profiles(overrides, kind, distribution):
 
 def test_cpu_training_instances_have_no_fine_tuning_profile():
     env = config_with("dev", {"instances": {"training": {"type": "ml.m5.xlarge"}}}).get("dev")
-    with pytest.raises(ConfigError, match=r"environments.dev.instances.training.type: 'ml.m5.xlarge' has no fine-tuning profile"):
+    with pytest.raises(ProfileError, match=r"environments.dev.instances.training.type: 'ml.m5.xlarge' has no fine-tuning profile"):
         profiles.hardware_profile(env)
 
 
 def test_qlora_on_trainium_fails_naming_the_field():
-    with pytest.raises(ConfigError, match="strategy: qlora needs CUDA GPUs"):
+    with pytest.raises((ConfigError, ProfileError), match="strategy: qlora needs CUDA GPUs"):
         config_with("dev", {"fine_tuning": {"strategy": "qlora", "instance_type": "ml.trn1.2xlarge"}})
 
 

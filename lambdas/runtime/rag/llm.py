@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from lambdas.runtime.rag.model import Hit
 
 if TYPE_CHECKING:  # the prompt catalog's model module builds pydantic models on import
-    from lambdas.runtime.prompts.model import RenderedPrompt
+    from lambdas.runtime.prompt_catalog.model import RenderedPrompt
 from lambdas.runtime.rag.retry import DEFAULT_ATTEMPTS, call_with_backoff, client_config
 
 

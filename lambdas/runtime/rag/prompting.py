@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from lambdas.runtime.rag.model import Hit
 
 if TYPE_CHECKING:  # the prompt catalog's model module builds pydantic models on import
-    from lambdas.runtime.prompts.model import RenderedPrompt
+    from lambdas.runtime.prompt_catalog.model import RenderedPrompt
 
 DEFAULT_PROMPT_ID = "rag-answer"
 DEFAULT_TEMPLATE = """You answer questions using only the numbered context passages below.
@@ -27,7 +27,7 @@ DEFAULT_MODEL_PARAMETERS = {"temperature": 0.1, "max_tokens": 512, "stop": []}
 
 
 class PromptSource(Protocol):
-    """Same ``render`` signature as ``lambdas.runtime.prompts.client.PromptCatalogClient``."""
+    """Same ``render`` signature as ``lambdas.runtime.prompt_catalog.client.PromptCatalogClient``."""
 
     def render(self, prompt_id: str, variables: dict, alias: str = "prod") -> RenderedPrompt: ...
 
@@ -44,7 +44,7 @@ class DefaultPromptSource:
         missing = [name for name in self.variables if name not in variables]
         if missing:
             raise ValueError(f"missing prompt variable(s): {', '.join(missing)}")
-        from lambdas.runtime.prompts.model import RenderedPrompt
+        from lambdas.runtime.prompt_catalog.model import RenderedPrompt
 
         return RenderedPrompt(
             text=self.template.format(context=variables["context"], question=variables["question"]),
@@ -59,7 +59,7 @@ def prompt_source_from_env(environ: Mapping[str, str] = os.environ) -> PromptSou
     table = environ.get("PROMPT_TABLE_NAME")
     if not table:
         return DefaultPromptSource()
-    from lambdas.runtime.prompts.client import PromptCatalogClient
+    from lambdas.runtime.prompt_catalog.client import PromptCatalogClient
 
     return PromptCatalogClient(table)
 

@@ -10,7 +10,7 @@ import pytest
 from botocore.response import StreamingBody
 from botocore.stub import Stubber
 
-from lambdas.runtime.prompts.model import RenderedPrompt
+from lambdas.runtime.prompt_catalog.model import RenderedPrompt
 from lambdas.runtime.rag.embedders import BedrockTitanEmbedder, EmbeddingError, SageMakerEmbedder, embedder_from_env
 from lambdas.runtime.rag.llm import SageMakerLlm, language_model_from_env
 

@@ -85,9 +85,9 @@ def test_local_render_errors_are_one_clear_line(argv, message, capsys, monkeypat
 
 
 def test_render_from_a_deployed_catalog_by_alias_and_version(capsys, monkeypatch):
-    from lambdas.runtime.prompts.store import PromptCatalogStore
-    from lambdas.runtime.prompts.sync import sync_directory
-    from tests.lambdas.prompts.conftest import create_catalog_table
+    from lambdas.runtime.prompt_catalog.store import PromptCatalogStore
+    from lambdas.runtime.prompt_catalog.sync import sync_directory
+    from tests.lambdas.prompt_catalog.conftest import create_catalog_table
 
     for name, value in {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x", "AWS_DEFAULT_REGION": "eu-west-1"}.items():
         monkeypatch.setenv(name, value)

@@ -11,7 +11,7 @@ from aws_cdk.assertions import Match
 from llmops.config import ConfigError
 from tests.helpers import config_with, make_app, synth_stage, template_of
 
-ONLY_FINE_TUNING = {"capabilities": {"rag": False, "prompt_catalog": False, "data_prep": False}}
+ONLY_FINE_TUNING = {"capabilities": {"rag": False, "prompt_catalog": False, "data_prep": False, "human_review": False}}
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +77,7 @@ def test_approval_rule_records_the_package_arn_in_a_deterministic_parameter(dev)
         "Targets": [Match.object_like({"DeadLetterConfig": Match.any_value(), "RetryPolicy": Match.any_value()})],
     })
     dev.has_resource_properties("AWS::Lambda::Function", {
-        "Handler": "lambdas.finetune_record_approval.handler.handler",
+        "Handler": "lambdas.fine_tuning_record_approval.handler.handler",
         "Environment": {"Variables": Match.object_like({
             "APPROVAL_PARAMETERS": json.dumps({"llmops-dev-assistant": "/llmops-dev/fine-tuning/assistant/approved-model-package-arn"}),
         })},
@@ -133,11 +133,11 @@ def test_a_stale_compiled_definition_fails_synth_naming_the_field():
 
 def test_mlflow_and_a_second_use_case_with_freshly_built_definitions(tmp_path, monkeypatch):
     pytest.importorskip("sagemaker.core.workflow.parameters")
-    from llmops.constructs import fine_tuning_pipeline
+    from llmops.constructs.fine_tuning import pipeline as fine_tuning_pipeline
     from llmops.stage import LlmOpsStage
     from pipelines.build import build_definitions, render
 
-    overrides = {**ONLY_FINE_TUNING, "fine_tuning": {
+    overrides = {**ONLY_FINE_TUNING, "cost": {"max_idle_per_day": None}, "fine_tuning": {
         "mlflow": {"enabled": True},
         "use_cases": {"assistant": {"dataset": "assistant"}, "triage": {"dataset": "tickets", "base_model": "Qwen/Qwen2.5-0.5B"}},
     }}

@@ -14,7 +14,7 @@ from pipelines.steps.dataset import to_prompt
 from tests.pipelines.conftest import TOY_PAIRS
 
 torch = pytest.importorskip("torch")
-pytestmark = pytest.mark.xdist_group("finetune-train")  # the module-scoped LoRA run is shared
+pytestmark = pytest.mark.xdist_group("fine-tuning-train")  # the module-scoped LoRA run is shared
 
 
 def _prepared(tmp_path: Path) -> Path:

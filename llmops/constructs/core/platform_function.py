@@ -1,0 +1,201 @@
+"""PlatformFunction: a Python Lambda function with the platform's defaults.
+
+Python 3.13 on arm64 (cheaper per GB-second than x86_64 for the same work), Powertools
+configured through environment variables, X-Ray active tracing, environment and logs
+encrypted with the platform key, running in the isolated subnets when a network is given.
+Code is bundled locally (no Docker): see ``LambdaBundle``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+import jsii
+from aws_cdk import AssetHashType, BundlingOptions, DockerImage, Duration, ILocalBundling, RemovalPolicy, Stack
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from llmops.constructs.core.lambda_bundle import LambdaBundle
+from llmops.nag import acknowledge
+
+if TYPE_CHECKING:
+    from llmops.constructs.core.network import PlatformNetwork
+
+RUNTIME = lambda_.Runtime.PYTHON_3_13
+
+
+@jsii.implements(ILocalBundling)
+class _LocalBundling:
+    """Runs ``LambdaBundle.build`` in-process when CDK asks for the asset."""
+
+    def __init__(self, bundle: LambdaBundle) -> None:
+        self._bundle = bundle
+
+    def try_bundle(self, output_dir: str, options: object = None) -> bool:  # jsii passes options positionally
+        self._bundle.build(output_dir)
+        return True
+
+
+class PlatformFunction(Construct):
+    """A Lambda function whose handler is ``lambdas.<entry>.handler.handler``."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        entry: str,
+        key: kms.IKey,
+        description: str,
+        network: "PlatformNetwork | None" = None,
+        runtime_packages: Sequence[str] = (),
+        environment: Mapping[str, str] | None = None,
+        memory_size: int = 512,
+        timeout: Duration = Duration.seconds(30),
+        reserved_concurrency: int | None = None,
+        log_retention: logs.RetentionDays = logs.RetentionDays.THREE_MONTHS,
+        extra_files: Sequence[str] = (),
+        dead_letter_queue: sqs.IQueue | None = None,
+        bundle: LambdaBundle | None = None,
+        needs_vpc: bool = False,
+    ) -> None:
+        super().__init__(scope, id)
+        # needs_vpc: the function reaches a VPC resource (a database); otherwise the network's
+        # functions_in_vpc setting decides whether it runs in the isolated subnets.
+        network = network.for_function(needs_vpc) if network is not None else None
+        self.network = network
+        if not 128 <= memory_size <= 10240:
+            raise ValueError(f"memory_size: must be 128-10240 MB, got {memory_size}")
+        if key is None:
+            raise ValueError("key: PlatformFunction needs the platform key for env and log encryption")
+        self.bundle = bundle or LambdaBundle(
+            entry=entry, runtime_packages=tuple(runtime_packages), extra_files=tuple(extra_files)
+        )
+        stack = Stack.of(self)
+
+        self.log_group = logs.LogGroup(
+            self,
+            "Logs",
+            encryption_key=key,
+            retention=log_retention,
+            removal_policy=RemovalPolicy.DESTROY if log_retention != logs.RetentionDays.INFINITE else RemovalPolicy.RETAIN,
+        )
+        self.role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"Execution role of {id} ({entry})",
+        )
+        self.log_group.grant_write(self.role)
+
+        # X-Ray and ENI management APIs have no resource-level permissions, so they sit in a
+        # policy of their own: the acknowledgement below covers them and nothing else.
+        runtime_statements = [
+            iam.PolicyStatement(
+                sid="XRayWrite",
+                actions=["xray:PutTraceSegments", "xray:PutTelemetryRecords"],
+                resources=["*"],
+            )
+        ]
+        if network is not None:
+            runtime_statements.append(
+                iam.PolicyStatement(
+                    sid="VpcNetworkInterfaces",
+                    actions=[
+                        "ec2:CreateNetworkInterface",
+                        "ec2:DescribeNetworkInterfaces",
+                        "ec2:DescribeSubnets",
+                        "ec2:DeleteNetworkInterface",
+                        "ec2:AssignPrivateIpAddresses",
+                        "ec2:UnassignPrivateIpAddresses",
+                    ],
+                    resources=["*"],
+                )
+            )
+        self.runtime_policy = iam.Policy(self, "RuntimePolicy", statements=runtime_statements, roles=[self.role])
+        acknowledge(
+            self.runtime_policy,
+            "AwsSolutions-IAM5[Resource::*]",
+            "X-Ray PutTraceSegments/PutTelemetryRecords and the EC2 network-interface calls Lambda "
+            "makes for VPC access do not support resource-level permissions.",
+        )
+
+        env = {
+            "POWERTOOLS_SERVICE_NAME": entry,
+            "POWERTOOLS_METRICS_NAMESPACE": "LLMOps",
+            "POWERTOOLS_LOG_LEVEL": "INFO",
+            "PLATFORM_ENVIRONMENT": stack.stack_name,
+            **(environment or {}),
+        }
+        self.security_group: ec2.ISecurityGroup | None = None
+        vpc_args: dict[str, object] = {}
+        if network is not None:
+            self.security_group = network.security_group_for(self, "SecurityGroup", f"{id} Lambda")
+            vpc_args = {"vpc": network.vpc, "vpc_subnets": network.subnets, "security_groups": [self.security_group]}
+
+        self.function = lambda_.Function(
+            self,
+            "Function",
+            runtime=RUNTIME,
+            architecture=lambda_.Architecture.ARM_64,
+            handler=f"lambdas.{self.bundle.entry}.handler.handler",
+            code=lambda_.Code.from_asset(
+                str(self.bundle.function_dir),
+                asset_hash=self.bundle.asset_hash(),
+                asset_hash_type=AssetHashType.CUSTOM,
+                bundling=BundlingOptions(
+                    image=DockerImage.from_registry("public.ecr.aws/sam/build-python3.13"),
+                    local=_LocalBundling(self.bundle),
+                ),
+            ),
+            description=description,
+            role=self.role,
+            memory_size=memory_size,
+            timeout=timeout,
+            environment=env,
+            environment_encryption=key,
+            log_group=self.log_group,
+            reserved_concurrent_executions=reserved_concurrency,
+            dead_letter_queue=dead_letter_queue,
+            **vpc_args,
+        )
+        # Active tracing set on the L1 so CDK does not add its X-Ray statement with Resource "*"
+        # to the role's default policy, where it would hide among scoped grants.
+        cfn = self.function.node.default_child
+        cfn.tracing_config = lambda_.CfnFunction.TracingConfigProperty(mode="Active")
+        self.function.node.add_dependency(self.runtime_policy)
+        acknowledge(
+            self.function,
+            "AwsSolutions-L1",
+            "The platform pins Python 3.13 for every function so bundled cp313 wheels match; "
+            "moving to 3.14 is one reviewed change in platform_function.RUNTIME.",
+        )
+
+    @property
+    def function_arn(self) -> str:
+        return self.function.function_arn
+
+    @property
+    def grant_principal(self) -> iam.IPrincipal:
+        return self.role
+
+    def grant_invoke(self, grantee: iam.IGrantable) -> iam.Grant:
+        return self.function.grant_invoke(grantee)
+
+    def add_environment(self, key: str, value: str) -> None:
+        self.function.add_environment(key, value)
+
+    def metric_errors(self, **kwargs):
+        return self.function.metric_errors(**kwargs)
+
+    def metric_duration(self, **kwargs):
+        return self.function.metric_duration(**kwargs)
+
+    def metric_throttles(self, **kwargs):
+        return self.function.metric_throttles(**kwargs)

@@ -1,0 +1,166 @@
+"""ModelRegistry: model package groups per use case, cross-account read, approval recording.
+
+- One ``AWS::SageMaker::ModelPackageGroup`` per use case; when ``reader_accounts`` are given
+  (staging/prod in other accounts), a resource policy lets them describe and list its packages.
+  Consumers deploy only packages whose ModelApprovalStatus is Approved (the policy cannot filter
+  on status), and the artifacts bucket and key grant those accounts read of model artifacts.
+- Approval emits "SageMaker Model Package State Change"; a rule sends Approved events of these
+  groups to ``fine_tuning_record_approval``, which writes the package ARN to the use case's SSM
+  parameter ``/<name_prefix>/fine-tuning/<use_case>/approved-model-package-arn`` (created here
+  with the value ``none``), so the endpoint stack can read it deterministically at synth.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+
+from aws_cdk import Duration, Stack
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_sagemaker as sagemaker
+from aws_cdk import aws_sqs as sqs
+from aws_cdk import aws_ssm as ssm
+from constructs import Construct
+
+from lambdas.runtime.fine_tuning.approval import DETAIL_TYPE, approved_model_parameter_name
+from llmops.constructs.core.platform_function import PlatformFunction
+
+NO_APPROVED_PACKAGE = "none"
+
+
+class ModelRegistry(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        name_prefix: str,
+        groups: Mapping[str, str],
+        key: kms.IKey,
+        dead_letter_queue: sqs.IQueue,
+        network=None,
+        reader_accounts: Sequence[str] = (),
+        descriptions: Mapping[str, str] | None = None,
+        bundle=None,
+    ) -> None:
+        """``groups`` maps use case -> model package group name."""
+        super().__init__(scope, id)
+        if not groups:
+            raise ValueError("groups: a registry needs at least one use case -> model package group name")
+        stack = Stack.of(self)
+        self.name_prefix = name_prefix
+        self.reader_accounts = tuple(a for a in reader_accounts if a != stack.account)
+        self.groups: dict[str, sagemaker.CfnModelPackageGroup] = {}
+        self.parameters: dict[str, ssm.StringParameter] = {}
+        for use_case, group_name in sorted(groups.items()):
+            group = sagemaker.CfnModelPackageGroup(
+                self,
+                f"Group-{use_case}",
+                model_package_group_name=group_name,
+                model_package_group_description=(descriptions or {}).get(use_case) or f"Fine-tuned models for {use_case}",
+                model_package_group_policy=self._reader_policy(group_name) if self.reader_accounts else None,
+            )
+            self.groups[use_case] = group
+            self.parameters[use_case] = ssm.StringParameter(
+                self,
+                f"Approved-{use_case}",
+                parameter_name=approved_model_parameter_name(name_prefix, use_case),
+                string_value=NO_APPROVED_PACKAGE,
+                description=f"ARN of the newest approved model package of {group_name} ('none' until one is approved)",
+            )
+
+        self.recorder = PlatformFunction(
+            self,
+            "RecordApproval",
+            entry="fine_tuning_record_approval",
+            runtime_packages=("fine_tuning",),
+            key=key,
+            network=network,
+            description="Records approved fine-tuned model package ARNs in SSM Parameter Store",
+            environment={
+                "APPROVAL_PARAMETERS": json.dumps(
+                    {groups[u]: approved_model_parameter_name(name_prefix, u) for u in sorted(groups)}, sort_keys=True
+                ),
+            },
+            memory_size=256,
+            timeout=Duration.seconds(30),
+            dead_letter_queue=dead_letter_queue,
+            bundle=bundle,
+        )
+        for parameter in self.parameters.values():
+            parameter.grant_read(self.recorder.role)
+            parameter.grant_write(self.recorder.role)
+
+        self.approval_rule = events.Rule(
+            self,
+            "ApprovedPackages",
+            description="Approved fine-tuned model packages: record the ARN for the endpoint stack",
+            event_pattern=events.EventPattern(
+                source=["aws.sagemaker"],
+                detail_type=[DETAIL_TYPE],
+                detail={
+                    "ModelPackageGroupName": sorted(groups.values()),
+                    "ModelApprovalStatus": ["Approved"],
+                },
+            ),
+        )
+        self.approval_rule.add_target(
+            targets.LambdaFunction(
+                self.recorder.function,
+                dead_letter_queue=dead_letter_queue,
+                retry_attempts=8,
+                max_event_age=Duration.hours(24),
+            )
+        )
+
+    def _reader_policy(self, group_name: str) -> dict:
+        stack = Stack.of(self)
+        group_arn = stack.format_arn(service="sagemaker", resource="model-package-group", resource_name=group_name)
+        packages_arn = stack.format_arn(service="sagemaker", resource="model-package", resource_name=f"{group_name}/*")
+        return {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "ReadersListPackages",
+                    "Effect": "Allow",
+                    "Principal": {"AWS": [f"arn:{stack.partition}:iam::{a}:root" for a in self.reader_accounts]},
+                    "Action": ["sagemaker:DescribeModelPackageGroup", "sagemaker:ListModelPackages"],
+                    "Resource": group_arn,
+                },
+                {
+                    "Sid": "ReadersDescribePackages",
+                    "Effect": "Allow",
+                    "Principal": {"AWS": [f"arn:{stack.partition}:iam::{a}:root" for a in self.reader_accounts]},
+                    "Action": ["sagemaker:DescribeModelPackage"],
+                    "Resource": packages_arn,
+                },
+            ],
+        }
+
+    def group_name(self, use_case: str) -> str:
+        return self.groups[use_case].model_package_group_name
+
+    def group_arn(self, use_case: str) -> str:
+        return self.groups[use_case].attr_model_package_group_arn
+
+    def approved_parameter_name(self, use_case: str) -> str:
+        return approved_model_parameter_name(self.name_prefix, use_case)
+
+    def grant_read_packages(self, grantee: iam.IGrantable, use_case: str) -> iam.Grant:
+        stack = Stack.of(self)
+        name = self.group_name(use_case)
+        return iam.Grant.add_to_principal(
+            grantee=grantee,
+            actions=["sagemaker:DescribeModelPackage", "sagemaker:ListModelPackages", "sagemaker:DescribeModelPackageGroup"],
+            resource_arns=[
+                stack.format_arn(service="sagemaker", resource="model-package-group", resource_name=name),
+                stack.format_arn(service="sagemaker", resource="model-package", resource_name=f"{name}/*"),
+            ],
+        )
+
+    def metric_recorder_errors(self) -> cloudwatch.Metric:
+        return self.recorder.function.metric_errors(period=Duration.minutes(5))

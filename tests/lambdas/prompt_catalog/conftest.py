@@ -1,0 +1,109 @@
+"""Fixtures for the prompt catalog: a moto DynamoDB table shaped like the CDK construct's."""
+
+from __future__ import annotations
+
+import functools
+import threading
+from dataclasses import dataclass
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from lambdas.runtime.prompt_catalog.store import LIST_INDEX, PromptCatalogStore
+
+TABLE = "prompts-test"
+BUCKET = "artifacts-test"
+REGION = "eu-west-1"
+
+
+@pytest.fixture(autouse=True)
+def aws_env(monkeypatch):
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "POWERTOOLS_METRICS_NAMESPACE": "LLMOpsTest",
+        "POWERTOOLS_SERVICE_NAME": "prompt-tests",
+        "POWERTOOLS_TRACE_DISABLED": "1",
+        "PROMPT_TABLE_NAME": TABLE,
+        "PROMPT_OVERFLOW_BUCKET": BUCKET,
+        "PROMPT_OVERFLOW_PREFIX": "prompts/",
+    }.items():
+        monkeypatch.setenv(name, value)
+
+
+def create_catalog_table(dynamodb, name: str = TABLE) -> None:
+    """The key schema and list index of ``llmops.constructs.prompt_catalog.catalog.PromptCatalog``."""
+    dynamodb.create_table(
+        TableName=name,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[
+            {"AttributeName": a, "AttributeType": "S"} for a in ("pk", "sk", "gsi1pk", "gsi1sk")
+        ],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": LIST_INDEX,
+                "KeySchema": [{"AttributeName": "gsi1pk", "KeyType": "HASH"}, {"AttributeName": "gsi1sk", "KeyType": "RANGE"}],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
+    )
+
+
+@dataclass
+class Catalog:
+    dynamodb: object
+    s3: object
+
+    def store(self, **kwargs) -> PromptCatalogStore:
+        kwargs.setdefault("overflow_bucket", BUCKET)
+        kwargs.setdefault("dynamodb", self.dynamodb)
+        kwargs.setdefault("s3", self.s3)
+        return PromptCatalogStore(TABLE, **kwargs)
+
+    def items(self) -> list[dict]:
+        return self.dynamodb.scan(TableName=TABLE)["Items"]
+
+
+@pytest.fixture
+def catalog(aws_env):
+    with mock_aws():
+        dynamodb = boto3.client("dynamodb", region_name=REGION)
+        s3 = boto3.client("s3", region_name=REGION)
+        create_catalog_table(dynamodb)
+        s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
+        yield Catalog(dynamodb, s3)
+
+
+@pytest.fixture
+def atomic_moto_writes(monkeypatch):
+    """Make moto's single-item writes atomic, as DynamoDB's are.
+
+    moto checks a ConditionExpression and then stores the item in two Python steps with no lock,
+    so two threads can both pass the check: a moto artefact, not DynamoDB behaviour. The
+    clients under test still race for real (threads, separate boto3 clients, HTTP-level calls).
+    """
+    from moto.dynamodb.models import DynamoDBBackend
+
+    lock = threading.RLock()
+    for name in ("put_item", "update_item"):
+        original = getattr(DynamoDBBackend, name)
+
+        @functools.wraps(original)
+        def locked(self, *args, __original=original, **kwargs):
+            with lock:
+                return __original(self, *args, **kwargs)
+
+        monkeypatch.setattr(DynamoDBBackend, name, locked)
+
+
+TEXT_CONTENT = {
+    "kind": "text",
+    "technique": "zero-shot",
+    "template": "Answer {question} using {context}.",
+    "variables": {"question": {"type": "string"}, "context": {"type": "string"}},
+    "model_parameters": {"temperature": 0.1, "max_tokens": 256, "stop": ["\n\n"]},
+}
