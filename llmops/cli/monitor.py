@@ -43,6 +43,8 @@ def register(registry: dict) -> None:
     drift.add_argument("--html", type=Path, metavar="REPORT.html", help="also write an HTML report with a plot per metric")
     drift.add_argument("--psi-threshold", type=float, default=None, help="PSI at or above which a metric drifts (default 0.2)")
     drift.add_argument("--ks-pvalue", type=float, default=None, help="KS p-value below which a metric drifts (default 0.01)")
+    drift.add_argument("--ks-statistic", type=float, default=None,
+                       help="smallest KS statistic that counts as drift (default 0.1; the alarms' config calls it ks_threshold)")
     _model_flag(drift)
     drift.set_defaults(func=run_drift)
 
@@ -144,7 +146,8 @@ def run_drift(args: argparse.Namespace) -> int:
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    options = {k: v for k, v in (("psi_threshold", args.psi_threshold), ("ks_pvalue", args.ks_pvalue)) if v is not None}
+    options = {k: v for k, v in (("psi_threshold", args.psi_threshold), ("ks_pvalue", args.ks_pvalue),
+                                 ("ks_min_statistic", args.ks_statistic)) if v is not None}
     results = d.drift(baseline, result.rows, **options)
     centroid = d.centroid_distance(baseline, result.centroid)
     report = d.report_json(results, centroid=centroid)

@@ -86,6 +86,10 @@ def test_baseline_then_drift(tmp_path, capsys):
     assert main(["monitor", "drift", "--baseline", str(baseline), str(same), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["drifted"] == [] and report["centroid_distance"] < 0.05
+    # Thresholds come from the options: a PSI threshold near zero flags the small sampling differences.
+    assert main(["monitor", "drift", "--baseline", str(baseline), str(same), "--json", "--psi-threshold", "0.0001",
+                 "--ks-statistic", "0.5"]) == 3
+    assert "response_chars" in json.loads(capsys.readouterr().out)["drifted"]
 
     html = tmp_path / "report.html"
     assert main(["monitor", "drift", "--baseline", str(baseline), str(shifted), "--html", str(html)]) == 3
