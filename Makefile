@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
-EXTRAS := runtime,local,training,pipeline-build,dev
+EXTRAS := runtime,local,monitoring,training,pipeline-build,dev
 CDK := npx --no-install cdk
 # No telemetry, no notices: synth must not reach the network.
 export CDK_DISABLE_CLI_TELEMETRY := true

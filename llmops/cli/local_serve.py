@@ -26,8 +26,13 @@ _ENDPOINT_PATH = re.compile(r"^/endpoints/([a-zA-Z0-9](?:-*[a-zA-Z0-9]){0,62})/i
 
 
 def model_cache_dir() -> Path:
+    """``$LLMOPS_MODEL_CACHE``, else ``<state>/models/<model>``: the converted model, shared by every command."""
+    import os
+
     from lambdas.runtime.inference.local_model import CACHE_FOLDER
 
+    if os.environ.get("LLMOPS_MODEL_CACHE"):
+        return Path(os.environ["LLMOPS_MODEL_CACHE"]).expanduser().resolve()
     return state_home() / "models" / CACHE_FOLDER
 
 

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from llmops.cli.local_serve import model_cache_dir
+
 from llmops.cli import main
 from tests.lambdas.rag.corpus import ONBOARDING_TXT, POLICY_MD, WARRANTY_HTML, pdf_bytes
 
@@ -47,8 +49,13 @@ def workspace():
     shutil.rmtree(root, ignore_errors=True)
 
 
+MODEL_CACHE = str(model_cache_dir())  # the repo's converted model, before LLMOPS_HOME moves the state
+
+
 def _quiet_env(mp: pytest.MonkeyPatch, state: Path, cwd: Path) -> None:
     mp.setenv("LLMOPS_HOME", str(state))
+    mp.setenv("LLMOPS_LOCAL_MODEL", "extractive")  # these tests check retrieval and citations; one test below generates
+    mp.setenv("LLMOPS_MODEL_CACHE", MODEL_CACHE)
     for name in ("LLM_PROVIDER", "PROMPT_TABLE_NAME", "CHUNK_SIZE", "CHUNK_OVERLAP"):
         mp.delenv(name, raising=False)
     cwd.mkdir(exist_ok=True)
@@ -115,6 +122,15 @@ def test_ask_json_cites_sources(cli, workspace, indexed):
     top = answer["citations"][0]
     assert top["source"] == str(workspace / "docs" / "policy.md") and top["page"] == 1 and top["chunk_index"] == 0
     assert "30 days" in answer["answer"] and answer["prompt_id"] == "rag-answer"
+    # The interaction is logged in the monitoring record format, and `llmops monitor score` reads it.
+    log = workspace / "state" / "interactions.jsonl"
+    record = json.loads(log.read_text(encoding="utf-8").splitlines()[-1])
+    assert record["question"] == "How many days do customers have to request a refund?"
+    assert record["response"] == answer["answer"] and len(record["contexts"]) == 2
+    assert record["metadata"]["scores"][0] == top["score"]
+    code, out, err = cli("monitor", "score", str(log), "--json", "--no-model")
+    assert code == 0, err
+    assert json.loads(out.splitlines()[-1])["context_count"] == 2
 
 
 def test_ask_text_output_and_filters(cli, workspace, indexed):
@@ -205,3 +221,12 @@ def test_ask_follows_an_edited_prompt_file_and_refuses_a_broken_one(cli, indexed
     path.write_text(path.read_text().replace("{question}", "{question"))
     code, out, err = cli("local", "ask", "When are invoices due?")
     assert code == 2 and "the prompt files are invalid" in err and "rag-answer.yaml: template" in err
+
+
+def test_ask_generates_with_the_local_model_from_the_catalog_prompt(cli, indexed):
+    code, out, err = cli("local", "ask", "How many days do customers have to request a refund?", "--json", "--model", "local")
+    assert code == 0, err
+    answer = json.loads(out)
+    assert answer["model"] == "local:smollm2-135m-instruct" and answer["prompt_id"] == "rag-answer"
+    assert answer["answer"].strip() and answer.get("note") in (None, "")  # generated text, not the extractive note
+    assert answer["citations"]

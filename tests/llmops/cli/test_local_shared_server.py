@@ -35,7 +35,7 @@ with LocalRag() as rag:
 
 def _env(state: Path) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in ("LLM_PROVIDER", "PROMPT_TABLE_NAME")}
-    return {**env, "LLMOPS_HOME": str(state), "PYTHONPATH": str(REPO_ROOT)}
+    return {**env, "LLMOPS_HOME": str(state), "PYTHONPATH": str(REPO_ROOT), "LLMOPS_LOCAL_MODEL": "extractive"}
 
 
 def _holder(state: Path) -> tuple[subprocess.Popen, dict]:
