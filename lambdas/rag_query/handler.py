@@ -9,6 +9,7 @@ prompt versions can be compared.
 
 from __future__ import annotations
 
+import math
 import os
 from functools import lru_cache
 
@@ -17,6 +18,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.metrics import MetricUnit
 
 from lambdas.runtime.prompt_catalog.errors import PromptCatalogError
+from lambdas.runtime.monitoring.metrics import cheap_metrics
 from lambdas.runtime.rag.embedders import embedder_from_env
 from lambdas.runtime.rag.llm import PromptIncompatible, language_model_from_env
 from lambdas.runtime.rag.prompting import DEFAULT_PROMPT_ID, prompt_source_from_env
@@ -67,6 +69,19 @@ def emit_metrics(answer: Answer) -> None:
         metrics.add_metric(name="CompletionTokens", unit=MetricUnit.Count, value=answer.completion_tokens)
 
 
+def emit_quality_metrics(question: str, answer: Answer) -> None:
+    """The monitoring library's model-free metrics of this answer (lengths, readability, refusal, injection...)."""
+    values = cheap_metrics(
+        question, answer.answer, contexts=[c.text for c in answer.citations if c.text],
+        metadata={"scores": [c.score for c in answer.citations], "prompt_tokens": answer.prompt_tokens,
+                  "response_tokens": answer.completion_tokens, "embedding_ms": answer.timings_ms.get("embedding"),
+                  "retrieval_ms": answer.timings_ms.get("retrieval")},
+    )
+    for name, value in values.items():
+        if math.isfinite(value):
+            metrics.add_metric(name=f"Quality.{name}", unit=MetricUnit.NoUnit, value=value)
+
+
 @app.post("/query")
 def query() -> dict | Response:
     env = os.environ
@@ -88,6 +103,7 @@ def query() -> dict | Response:
         metrics.add_metric(name="InvalidRequests", unit=MetricUnit.Count, value=1)
         return _error(400, "InvalidRequest", str(exc))
     emit_metrics(answer)
+    emit_quality_metrics(request.question, answer)
     logger.info("answered", extra={"prompt_id": answer.prompt_id, "prompt_version": answer.prompt_version,
                                     "chunks": len(answer.citations), "llm_called": answer.llm_called})
     return answer.to_dict()

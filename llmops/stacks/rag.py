@@ -165,7 +165,7 @@ class RagStack(Stack):
         if prompt_catalog is not None:  # else the default template in code (prompt "rag-answer", version 0)
             query_env["PROMPT_TABLE_NAME"] = prompt_catalog.table_name
         self.query_function = PlatformFunction(
-            self, "QueryFunction", entry="rag_query", runtime_packages=["rag", "prompt_catalog"], key=key, network=network,
+            self, "QueryFunction", entry="rag_query", runtime_packages=["rag", "prompt_catalog", "monitoring"], key=key, network=network,
             needs_vpc=self.needs_vpc,
             description="RAG query: embed, retrieve, prompt, generate, cite", environment=query_env,
             memory_size=1024, timeout=Duration.seconds(QUERY_TIMEOUT_S), log_retention=log_retention,
