@@ -267,11 +267,6 @@ class SpotSettings(_Model):
     max_wait_hours: int = Field(48, ge=1, le=672)
 
 
-class MlflowSettings(_Model):
-    enabled: bool = False
-    size: Literal["Small", "Medium", "Large"] = "Small"
-
-
 DATASET_NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
 
 
@@ -302,10 +297,19 @@ class FineTuningConfig(_Model):
     max_runtime_hours: int = Field(24, ge=1, le=672)
     spot: SpotSettings = SpotSettings()
     thresholds: QualityThresholds = QualityThresholds()
-    mlflow: MlflowSettings = MlflowSettings()
     serving_image: Literal["tgi", "djl-lmi"] = "tgi"
     # Accounts (e.g. staging, prod) allowed to read approved model packages of this environment.
     reader_accounts: tuple[str, ...] = Field((), strict=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_mlflow(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "mlflow" in data:
+            raise ValueError(
+                "mlflow: removed; the training jobs run network-isolated with no MLflow client, so the switch could "
+                "not log anything (metrics are in train_report.json, evaluation.json and the model package); delete the key"
+            )
+        return data
 
     @field_validator("reader_accounts", mode="before")
     @classmethod
