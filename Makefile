@@ -3,6 +3,12 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 PY_STAMP := $(VENV)/.installed
+# Wheels of the evaluate step's dependencies, vendored into the step-code archive (pipelines/code_archive.py):
+# for the training image's Python (3.12, manylinux x86_64), and the host's binaries for the offline install test.
+STEP_WHEELS := .build/step-wheels
+STEP_WHEELS_STAMP := $(STEP_WHEELS)/.installed
+STEP_WHEELS_HOST := .build/step-wheels-host
+STEP_WHEELS_PLATFORM := --only-binary=:all: --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux_2_28_x86_64 --python-version 3.12 --implementation cp
 NODE_STAMP := node_modules/.installed
 EXTRAS := runtime,local,training,pipeline-build,dev
 CDK := npx --no-install cdk
@@ -11,9 +17,22 @@ export CDK_DISABLE_CLI_TELEMETRY := true
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup synth test bench bundles clean
+.PHONY: setup synth test bench bundles clean step-wheels
 
-setup: $(PY_STAMP) $(NODE_STAMP)
+setup: $(PY_STAMP) $(NODE_STAMP) $(STEP_WHEELS_STAMP)
+
+step-wheels: $(STEP_WHEELS_STAMP)
+
+$(STEP_WHEELS_STAMP): pipelines/step-requirements.txt | $(PY_STAMP)
+	rm -rf $(STEP_WHEELS) $(STEP_WHEELS_HOST) && mkdir -p $(STEP_WHEELS) $(STEP_WHEELS_HOST)
+	grep -v '^rouge-score' pipelines/step-requirements.txt > $(STEP_WHEELS)/binary.txt
+	$(PY) -m pip download --quiet --no-deps $(STEP_WHEELS_PLATFORM) -d $(STEP_WHEELS) -r $(STEP_WHEELS)/binary.txt
+	# rouge-score publishes only an sdist: build its (pure-Python) wheel, with fixed zip times.
+	SOURCE_DATE_EPOCH=315532800 $(PY) -m pip wheel --quiet --no-deps --no-binary rouge-score -w $(STEP_WHEELS) "$$(grep '^rouge-score' pipelines/step-requirements.txt)"
+	rm $(STEP_WHEELS)/binary.txt
+	$(PY) -m pip download --quiet --no-deps --only-binary=:all: -d $(STEP_WHEELS_HOST) numpy \
+		"$$(grep '^regex' pipelines/step-requirements.txt)" "$$(grep '^lxml' pipelines/step-requirements.txt)"
+	touch $@
 
 $(PY_STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)

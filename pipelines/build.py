@@ -168,12 +168,15 @@ def build_pipeline(env: Any, use_case: str):
     )
 
     def step_command(module: str) -> list[str]:
-        # Unpack the code archive, then run the step module; "$@" carries the job's arguments.
+        # Unpack the code archive, install its vendored wheels offline (the jobs have no internet;
+        # pip skips what the image already has), then run the step; "$@" carries the arguments.
         return [
             "/bin/bash", "-c",
             "set -euo pipefail; mkdir -p /opt/ml/code; "
             f"tar -xzf /opt/ml/processing/input/code/{_p('CodeFile')} -C /opt/ml/code; "
-            f'cd /opt/ml/code; exec python3 -m pipelines.steps.{module} "$@"',
+            "cd /opt/ml/code; python3 -m pip install --quiet --no-index --no-cache-dir --disable-pip-version-check "
+            "--find-links wheels -r pipelines/step-requirements.txt; "
+            f'exec python3 -m pipelines.steps.{module} "$@"',
             module,
         ]
 
