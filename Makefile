@@ -12,12 +12,15 @@ STEP_WHEELS_PLATFORM := --only-binary=:all: --platform manylinux2014_x86_64 --pl
 NODE_STAMP := node_modules/.installed
 EXTRAS := runtime,local,training,pipeline-build,dev
 CDK := npx --no-install cdk
+# The project's own Node LTS (npm package "node", pinned in package.json) runs the CDK CLI and the
+# jsii runtime of the Python app and tests, whatever Node the machine has.
+export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 # No telemetry, no notices: synth must not reach the network.
 export CDK_DISABLE_CLI_TELEMETRY := true
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup synth test bench bundles clean step-wheels
+.PHONY: setup synth test bench bundles clean step-wheels step-compat
 
 setup: $(PY_STAMP) $(NODE_STAMP) $(STEP_WHEELS_STAMP)
 
@@ -50,10 +53,29 @@ synth: setup
 	$(CDK) synth '**' --quiet --no-notices
 	$(VENV)/bin/llmops report --cdk-out cdk.out
 
-## test: the whole test suite, then the real Lambda bundle build with sizes
+## test: the whole test suite, the step tests on the images' library versions, then the real Lambda bundle build with sizes
 test: setup
 	$(VENV)/bin/pytest -n 2 --dist loadgroup
+	$(MAKE) step-compat
 	$(VENV)/bin/llmops bundles
+
+## step-compat: the fine-tuning step tests against the transformers/peft of each training image
+# (pipelines/profiles.py IMAGE_LIBRARIES): a small venv per image holding only those libraries,
+# in front of the platform venv (a .pth line) for torch, pytest and the rest.
+COMPAT_KINDS := gpu neuron
+step-compat: setup
+	@set -e; for kind in $(COMPAT_KINDS); do \
+	  venv=.build/venv-compat-$$kind; req=$$venv/requirements.txt; new=.build/step-compat-$$kind.txt; \
+	  $(PY) -m pipelines.profiles $$kind > $$new; \
+	  if ! cmp -s $$new $$req; then \
+	    $(PY) -m venv --clear --without-pip $$venv; \
+	    $(PY) -c "import sysconfig; print(sysconfig.get_paths()['purelib'])" > $$(ls -d $$venv/lib/python3*/site-packages)/zz-platform-venv.pth; \
+	    $(PY) -m pip --python $$venv/bin/python install --quiet --no-deps -r $$new; \
+	    cp $$new $$req; \
+	  fi; \
+	  echo "== step tests on $$kind image libraries: $$(tr '\n' ' ' < $$req)"; \
+	  $$venv/bin/python -m pytest tests/pipelines/steps -q -p no:cacheprovider -n 2 --dist loadgroup; \
+	done
 
 ## bench: benchmarks, each printed beside its baseline
 bench: setup

@@ -50,6 +50,15 @@ NEURON_TRAINING_REGISTRIES = {
     "us-west-2": "763104351884",
 }
 
+# The Python libraries of the training images the step code must work with: the one record of them.
+# transformers is the version in each image tag above; the others are the releases that pair with
+# it. ``make step-compat`` runs the step tests against each set (tests/pipelines/steps), beside the
+# newer versions of the platform's own virtualenv, so an API that only the newer one has fails there.
+IMAGE_LIBRARIES = {
+    "gpu": ("transformers==4.56.2", "huggingface_hub==0.35.3", "tokenizers==0.22.1", "peft==0.17.1", "accelerate==1.10.1"),
+    "neuron": ("transformers==4.55.4", "huggingface_hub==0.34.4", "tokenizers==0.21.4", "peft==0.17.0", "accelerate==1.10.0"),
+}
+
 # Instance types a run may pick through the TrainingInstanceType parameter, per profile kind:
 # the image is fixed at build time, so a run can only move within the same accelerator kind.
 GPU_INSTANCE_TYPES = (
@@ -131,6 +140,11 @@ def hardware_profile(env: Any) -> HardwareProfile:
     return HardwareProfile(kind, instance_type, count, ft.distribution, allowed, devices_per_instance(instance_type))
 
 
+def image_requirements(kind: str) -> str:
+    """``IMAGE_LIBRARIES[kind]`` as requirement lines (``python -m pipelines.profiles gpu``)."""
+    return "\n".join(IMAGE_LIBRARIES[kind]) + "\n"
+
+
 def neuron_training_image(region: str) -> str:
     try:
         account = NEURON_TRAINING_REGISTRIES[region]
@@ -169,3 +183,9 @@ def definition_inputs(env: Any) -> dict:
 def fingerprint(env: Any) -> str:
     canonical = json.dumps(definition_inputs(env), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.stdout.write(image_requirements(sys.argv[1]))

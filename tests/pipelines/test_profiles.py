@@ -94,3 +94,12 @@ def test_fingerprint_changes_with_what_shapes_the_definition_only():
     base = profiles.fingerprint(config_with("dev").get("dev"))
     assert profiles.fingerprint(config_with("dev", {"fine_tuning": {"epochs": 4}}).get("dev")) != base
     assert profiles.fingerprint(config_with("dev", {"fine_tuning": {"reader_accounts": ["333333333333"]}}).get("dev")) == base
+
+
+def test_image_library_pins_match_the_image_tags():
+    # The one record of the images' libraries must name the transformers each image tag carries.
+    gpu = dict(p.split("==") for p in profiles.IMAGE_LIBRARIES["gpu"])
+    neuron = dict(p.split("==") for p in profiles.IMAGE_LIBRARIES["neuron"])
+    assert gpu["transformers"] == profiles.HF_TRAINING["version"] == "4.56.2"
+    assert f"transformers{neuron['transformers']}-" in profiles.NEURON_TRAINING_TAG
+    assert profiles.image_requirements("gpu").splitlines() == list(profiles.IMAGE_LIBRARIES["gpu"])
