@@ -17,6 +17,8 @@ import yaml
 from dataclasses import dataclass
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from llmops.regions import AWS_REGIONS
+
 # Owned by the fine-tuning profiles (stdlib only): config validates against the same tuples.
 from pipelines.profiles import FINE_TUNING_GPU_FAMILIES, FINE_TUNING_TRAINIUM_FAMILIES
 
@@ -59,8 +61,26 @@ class ConfigError(ValueError):
 
 
 class _Model(BaseModel):
-    # Unknown keys are errors: a misspelt key must not be silently ignored.
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Unknown keys are errors: a misspelt key must not be silently ignored. Strict: "yes" is not a
+    # bool and "3" not an int (YAML gives real types; a quoted value is a mistake worth naming).
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _lists_as_tuples(cls, data: Any) -> Any:
+        # YAML gives lists where the models hold tuples; strict mode would refuse them (elements stay strict).
+        if isinstance(data, dict):
+            return {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+        return data
+
+
+# Strict mode takes only tuples for tuple fields; YAML gives lists: those fields say strict=False.
+# Account ids of documentation and the committed example config: never real, never granted to.
+PLACEHOLDER_ACCOUNTS = frozenset({"000000000000", "111111111111", "222222222222", "123456789012", "999999999999"})
+
+
+# Prefix of each isolated subnet PlatformNetwork creates (one per AZ); config checks the CIDR holds them.
+SUBNET_PREFIX = 20
 
 
 class NetworkConfig(_Model):
@@ -68,7 +88,7 @@ class NetworkConfig(_Model):
     max_azs: int = Field(2, ge=1, le=6)
     existing_vpc_id: str | None = None
     flow_log_retention_days: int = Field(90, ge=1)
-    interface_endpoints: tuple[str, ...] = ()
+    interface_endpoints: tuple[str, ...] = Field((), strict=False)
     # Interface endpoints in the first N AZs only (None: every AZ). Each endpoint costs per AZ-hour;
     # one AZ trades endpoint availability for cost (dev).
     interface_endpoint_azs: int | None = Field(None, ge=1, le=6)
@@ -76,6 +96,8 @@ class NetworkConfig(_Model):
     # VPC resource (the Aurora cluster) do; the rest call AWS APIs over Lambda's own network, so the
     # environment needs no interface endpoints for them (dev: trades network isolation for cost).
     functions_in_vpc: Literal["all", "when-needed"] = "all"
+    # existing_vpc_id: flow logs on the imported VPC (off when the VPC's owner already logs it).
+    flow_logs: bool = True
 
     @field_validator("cidr")
     @classmethod
@@ -89,6 +111,27 @@ class NetworkConfig(_Model):
         if not 16 <= net.prefixlen <= 24:
             raise ValueError(f"prefix length must be /16 to /24, got /{net.prefixlen}")
         return value
+
+    @model_validator(mode="after")
+    def _subnets_fit(self) -> "NetworkConfig":
+        # One isolated subnet of SUBNET_PREFIX per AZ (PlatformNetwork) must fit in the CIDR.
+        import ipaddress
+
+        if self.existing_vpc_id:
+            return self
+        net = ipaddress.IPv4Network(self.cidr)
+        if net.prefixlen > SUBNET_PREFIX:
+            raise ValueError(
+                f"cidr {self.cidr} (/{net.prefixlen}) cannot hold a /{SUBNET_PREFIX} subnet; "
+                f"use /{SUBNET_PREFIX} or larger (smaller prefix)"
+            )
+        capacity = 2 ** (SUBNET_PREFIX - net.prefixlen)
+        if capacity < self.max_azs:
+            raise ValueError(
+                f"cidr {self.cidr} holds {capacity} /{SUBNET_PREFIX} subnet(s) but max_azs {self.max_azs} needs "
+                f"{self.max_azs}; use a /{SUBNET_PREFIX - (self.max_azs - 1).bit_length()} or larger, or fewer AZs"
+            )
+        return self
 
     @field_validator("existing_vpc_id")
     @classmethod
@@ -252,13 +295,12 @@ class SpotSettings(_Model):
     max_wait_hours: int = Field(48, ge=1, le=672)
 
 
-class MlflowSettings(_Model):
-    enabled: bool = False
-    size: Literal["Small", "Medium", "Large"] = "Small"
+DATASET_NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
 
 
 class FineTuningUseCase(_Model):
-    dataset: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,62}$")
+    # Exactly the dataset names data prep produces (lambdas/runtime/data_prep/datasets.py _NAME): no '.' or '_'.
+    dataset: str = Field(pattern=DATASET_NAME_PATTERN)
     base_model: str | None = None
     description: str = ""
 
@@ -283,10 +325,29 @@ class FineTuningConfig(_Model):
     max_runtime_hours: int = Field(24, ge=1, le=672)
     spot: SpotSettings = SpotSettings()
     thresholds: QualityThresholds = QualityThresholds()
-    mlflow: MlflowSettings = MlflowSettings()
     serving_image: Literal["tgi", "djl-lmi"] = "tgi"
     # Accounts (e.g. staging, prod) allowed to read approved model packages of this environment.
-    reader_accounts: tuple[str, ...] = ()
+    reader_accounts: tuple[str, ...] = Field((), strict=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_mlflow(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "mlflow" in data:
+            raise ValueError(
+                "mlflow: removed; the training jobs run network-isolated with no MLflow client, so the switch could "
+                "not log anything (metrics are in train_report.json, evaluation.json and the model package); delete the key"
+            )
+        return data
+
+    @field_validator("reader_accounts", mode="before")
+    @classmethod
+    def _readers_quoted(cls, value: Any) -> Any:
+        # Before strict typing, so an unquoted id (a YAML int) keeps the "quote them" hint.
+        if isinstance(value, (list, tuple)):
+            for account in value:
+                if not isinstance(account, str):
+                    raise ValueError(f"must be 12-digit AWS account ids as quoted strings (quote them in YAML), got {account!r}")
+        return value
 
     @field_validator("use_cases")
     @classmethod
@@ -327,6 +388,12 @@ class FineTuningConfig(_Model):
     def _strategy_hardware(self) -> "FineTuningConfig":
         if self.strategy == "qlora" and self.instance_type and self.instance_type.split(".")[1].startswith("trn"):
             raise ValueError("strategy: qlora needs CUDA GPUs (bitsandbytes); use lora or full on Trainium")
+        if self.strategy == "qlora" and (self.instance_count or 1) > 1:
+            raise ValueError(
+                f"strategy: qlora trains on one instance (its 4-bit model is spread over that node's GPUs, which "
+                f"distributed data parallel cannot replicate); got instance_count {self.instance_count}: "
+                "use instance_count 1, or strategy lora for several instances"
+            )
         return self
 
 
@@ -639,8 +706,8 @@ class ObjectLockConfig(_Model):
 class DataPrepConfig(_Model):
     """Data preparation: Textract features, PII redaction, optional custom classifier, workteam."""
 
-    textract_features: tuple[Literal["LAYOUT", "TABLES", "FORMS"], ...] = ("LAYOUT", "TABLES")
-    pii_entity_types: tuple[str, ...] = ("ALL",)
+    textract_features: tuple[Literal["LAYOUT", "TABLES", "FORMS"], ...] = Field(("LAYOUT", "TABLES"), strict=False)
+    pii_entity_types: tuple[str, ...] = Field(("ALL",), strict=False)
     pii_min_score: float = Field(0.5, ge=0.0, le=1.0)
     mask: str = Field("[{type}]", min_length=1, max_length=40)
     custom_classifier_endpoint_arn: str | None = None
@@ -836,6 +903,12 @@ class EnvironmentConfig(_Model):
     project: str
     account: str | None = None
     region: str | None = None
+    # A region missing from llmops/regions.py (newer than the list) is accepted only with this.
+    allow_unlisted_region: bool = False
+    # Production environments: resources are retained and stacks termination-protected.
+    production: bool = False
+    # The committed example: placeholder accounts allowed, templates marked not deployable.
+    example: bool = False
     name_prefix: str
     removal_policy: Literal["destroy", "retain", "snapshot"] = "destroy"
     cost_centre: str
@@ -858,11 +931,12 @@ class EnvironmentConfig(_Model):
     instance_facts: dict[str, InstanceFactsConfig] = {}
     log_retention_days: Literal[1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653] = 90
 
-    @field_validator("account")
+    @field_validator("account", mode="before")
     @classmethod
-    def _account(cls, value: str | None) -> str | None:
-        if value is not None and not re.fullmatch(r"\d{12}", str(value)):
-            raise ValueError(f"must be a 12-digit AWS account id (quote it in YAML), got {value!r}")
+    def _account(cls, value: Any) -> Any:
+        # Before strict typing, so an unquoted id (a YAML int) keeps the "quote it" hint.
+        if value is not None and not (isinstance(value, str) and re.fullmatch(r"\d{12}", value)):
+            raise ValueError(f"must be a 12-digit AWS account id as a quoted string (quote it in YAML), got {value!r}")
         return value
 
     @field_validator("region")
@@ -871,6 +945,12 @@ class EnvironmentConfig(_Model):
         if value is not None and not re.fullmatch(r"[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d", value):
             raise ValueError(f"not an AWS region name (like eu-west-1), got {value!r}")
         return value
+
+    def placeholder_grants(self) -> list[str]:
+        """Field paths (below the environment) that name a placeholder account."""
+        found = [f"account ({self.account})"] if self.account in PLACEHOLDER_ACCOUNTS else []
+        found += [f"fine_tuning.reader_accounts ({a})" for a in self.fine_tuning.reader_accounts if a in PLACEHOLDER_ACCOUNTS]
+        return found
 
     @field_validator("name_prefix")
     @classmethod
@@ -886,8 +966,21 @@ class EnvironmentConfig(_Model):
     def _cross_field(self) -> "EnvironmentConfig":
         if self.network.existing_vpc_id and not (self.account and self.region):
             raise ValueError("network.existing_vpc_id needs account and region set (VPC lookup)")
-        if self.is_prod and self.removal_policy != "retain":
-            raise ValueError(f"removal_policy must be 'retain' in prod, got {self.removal_policy!r}")
+        if self.region and self.region not in AWS_REGIONS and not self.allow_unlisted_region:
+            raise ValueError(
+                f"region: {self.region!r} is not a known AWS region (llmops/regions.py); check the spelling, or set "
+                "allow_unlisted_region: true for a region newer than that list"
+            )
+        if self.production and self.removal_policy != "retain":
+            raise ValueError(
+                f"removal_policy must be 'retain' in a production environment (production: true), got {self.removal_policy!r}"
+            )
+        placeholders = self.placeholder_grants()
+        if placeholders and not self.example:
+            raise ValueError(
+                f"{', '.join(placeholders)}: placeholder account id(s) would receive grants; replace them with real "
+                "account ids, or mark the environment 'example: true' (it then synthesizes, marked not deployable)"
+            )
         if self.capabilities.human_review and not (
             self.human_review.workteam_arn or (self.capabilities.data_prep and self.data_prep.workteam.enabled)
         ):
@@ -954,7 +1047,7 @@ class EnvironmentConfig(_Model):
 
     @property
     def is_prod(self) -> bool:
-        return self.name == "prod"
+        return self.production
 
     @property
     def tags(self) -> dict[str, str]:
@@ -1181,13 +1274,51 @@ def _parse_delivery(raw: Any, envs: dict[str, EnvironmentConfig]) -> DeliveryCon
     return delivery
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that rejects a key repeated in one mapping (PyYAML silently keeps the last)."""
+
+    def construct_mapping(self, node, deep=False):  # noqa: ANN001 - PyYAML's signature
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise ConfigError(
+                    f"{self.name}: line {line}: duplicate key {key!r} (first at line {seen[key]}); "
+                    "a repeated key would silently override the first"
+                )
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+def parse_yaml(text: str, name: str = "<config>") -> Any:
+    """Parse config YAML, refusing duplicate keys."""
+    loader = _UniqueKeyLoader(text)
+    loader.name = name
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
+
+
 def load_config(path: str | Path | None = None) -> PlatformConfig:
     """Load and validate the platform config file (default ``config/environments.yaml``)."""
     path = Path(path) if path else DEFAULT_CONFIG_PATH
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = path.read_bytes()
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config file: {exc.strerror}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte 0x{data[exc.start]:02x} at line {line}); save the file as UTF-8"
+        ) from None
+    try:
+        raw = parse_yaml(text, str(path))
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     return parse_config(raw)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from aws_cdk import Environment, Stack, Stage, Tags
+from aws_cdk import Annotations, CfnRule, CfnRuleAssertion, Environment, Fn, Stack, Stage, Tags
 from constructs import Construct
 
 from llmops.config import EnvironmentConfig
@@ -116,6 +116,27 @@ class LlmOpsStage(Stage):
                 if isinstance(child, PlatformFunction):
                     child.add_environment("COST_TAGS", cost_tags)
         self.rule_packs = add_rule_packs(self, cfg) if nag else []
+        if cfg.example:
+            self._mark_not_deployable(cfg)
+
+    def _mark_not_deployable(self, cfg: EnvironmentConfig) -> None:
+        """An ``example: true`` environment synthesizes, but CloudFormation refuses to deploy it.
+
+        Its placeholder accounts (111111111111, ...) would receive grants. A template rule whose
+        assertion is always false makes every create/update fail before any resource changes,
+        with the reason below; the metadata says the same to anyone reading the template.
+        """
+        placeholders = ", ".join(cfg.placeholder_grants()) or "none"
+        reason = (
+            f"environments.{cfg.name} is marked 'example: true' (placeholder accounts: {placeholders}); "
+            "set real account ids and remove 'example: true' in config/environments.yaml to deploy"
+        )
+        for stack in self.stacks:
+            stack.template_options.metadata = {**(stack.template_options.metadata or {}), "llmops:NotDeployable": reason}
+            CfnRule(stack, "ExampleEnvironmentNotDeployable", assertions=[
+                CfnRuleAssertion(assert_=Fn.condition_equals("example", "deployable"), assert_description=reason[:1000]),
+            ])
+            Annotations.of(stack).add_warning_v2("llmops:example-environment", f"not deployable: {reason}")
 
     @property
     def stacks(self) -> list[Stack]:

@@ -34,7 +34,6 @@ PLACEHOLDERS = {
     "CodeFile": "file name of the step-code archive inside the code channel (last part of CodeKey)",
     "SecurityGroupId": "security group of the pipeline jobs",
     "SubnetIds": "expanded by the construct into one placeholder per isolated subnet",
-    "MlflowTrackingArn": "ARN of the MLflow tracking server ('' when off)",
 }
 # The SDK looks a role up in IAM unless it is a full ARN, so the build uses this one and the
 # serialised definition swaps it for ${RoleArn}.
@@ -169,12 +168,15 @@ def build_pipeline(env: Any, use_case: str):
     )
 
     def step_command(module: str) -> list[str]:
-        # Unpack the code archive, then run the step module; "$@" carries the job's arguments.
+        # Unpack the code archive, install its vendored wheels offline (the jobs have no internet;
+        # pip skips what the image already has), then run the step; "$@" carries the arguments.
         return [
             "/bin/bash", "-c",
             "set -euo pipefail; mkdir -p /opt/ml/code; "
             f"tar -xzf /opt/ml/processing/input/code/{_p('CodeFile')} -C /opt/ml/code; "
-            f'cd /opt/ml/code; exec python3 -m pipelines.steps.{module} "$@"',
+            "cd /opt/ml/code; python3 -m pip install --quiet --no-index --no-cache-dir --disable-pip-version-check "
+            "--find-links wheels -r pipelines/step-requirements.txt; "
+            f'exec python3 -m pipelines.steps.{module} "$@"',
             module,
         ]
 
@@ -240,14 +242,12 @@ def build_pipeline(env: Any, use_case: str):
     }
     if hw.distributed:
         # The training toolkit's distribution switch (the SDK 2 estimator's
-        # distribution={"torch_distributed": {"enabled": True}}): torchrun on every node.
+        # distribution={"torch_distributed": {"enabled": True}}): torchrun on every node, one process
+        # per GPU / NeuronCore of the node the run got (the toolkit counts them; 1 on a 1-GPU node).
         hyperparameters["sagemaker_torch_distributed_enabled"] = "true"
         if hw.distribution == "fsdp":
             hyperparameters["fsdp"] = "full_shard auto_wrap"
     environment = {"PYTHONUNBUFFERED": "1"}
-    if ft.mlflow.enabled:
-        environment["MLFLOW_TRACKING_URI"] = _p("MlflowTrackingArn")
-        environment["MLFLOW_EXPERIMENT_NAME"] = profiles.pipeline_name(env, use_case)
     trainer = ModelTrainer(
         sagemaker_session=session,
         role=role,
@@ -263,8 +263,8 @@ def build_pipeline(env: Any, use_case: str):
         networking=Networking(
             subnets=subnets,
             security_group_ids=security_groups,
-            # The container then reaches nothing but its channels; MLflow logging needs the network.
-            enable_network_isolation=not ft.mlflow.enabled,
+            # The container reaches nothing but its channels (no MLflow or other network logging).
+            enable_network_isolation=True,
             enable_inter_container_traffic_encryption=True,
         ),
         stopping_condition=StoppingCondition(

@@ -50,6 +50,15 @@ NEURON_TRAINING_REGISTRIES = {
     "us-west-2": "763104351884",
 }
 
+# The Python libraries of the training images the step code must work with: the one record of them.
+# transformers is the version in each image tag above; the others are the releases that pair with
+# it. ``make step-compat`` runs the step tests against each set (tests/pipelines/steps), beside the
+# newer versions of the platform's own virtualenv, so an API that only the newer one has fails there.
+IMAGE_LIBRARIES = {
+    "gpu": ("transformers==4.56.2", "huggingface_hub==0.35.3", "tokenizers==0.22.1", "peft==0.17.1", "accelerate==1.10.1"),
+    "neuron": ("transformers==4.55.4", "huggingface_hub==0.34.4", "tokenizers==0.21.4", "peft==0.17.0", "accelerate==1.10.0"),
+}
+
 # Instance types a run may pick through the TrainingInstanceType parameter, per profile kind:
 # the image is fixed at build time, so a run can only move within the same accelerator kind.
 GPU_INSTANCE_TYPES = (
@@ -60,18 +69,48 @@ GPU_INSTANCE_TYPES = (
 )
 TRAINIUM_INSTANCE_TYPES = ("ml.trn1.2xlarge", "ml.trn1.32xlarge", "ml.trn1n.32xlarge")
 
+# Accelerator devices per node: NVIDIA GPUs, or NeuronCores on Trainium (2 per Trainium chip).
+# torchrun starts one training process per device (the training toolkit counts them on the node).
+DEVICES_PER_INSTANCE = {
+    "ml.g5.2xlarge": 1, "ml.g5.12xlarge": 4, "ml.g5.48xlarge": 8,
+    "ml.g6.2xlarge": 1, "ml.g6.12xlarge": 4, "ml.g6.48xlarge": 8,
+    "ml.g6e.2xlarge": 1, "ml.g6e.12xlarge": 4, "ml.g6e.48xlarge": 8,
+    "ml.p4d.24xlarge": 8, "ml.p4de.24xlarge": 8, "ml.p5.48xlarge": 8,
+    "ml.trn1.2xlarge": 2, "ml.trn1.32xlarge": 32, "ml.trn1n.32xlarge": 32,
+}
+# Sizes of the g families with more than one GPU (every other g size has one).
+_MULTI_GPU_SIZES = {"12xlarge": 4, "24xlarge": 4, "48xlarge": 8}
+
+
+def devices_per_instance(instance_type: str) -> int:
+    """GPUs (or NeuronCores) of one ``ml.*`` instance of a fine-tuning family."""
+    if instance_type in DEVICES_PER_INSTANCE:
+        return DEVICES_PER_INSTANCE[instance_type]
+    family, size = instance_type.split(".")[1:3]
+    if family.startswith("g"):
+        return _MULTI_GPU_SIZES.get(size, 1)
+    if family.startswith("trn"):
+        return 2 if size == "2xlarge" else 32
+    return 8  # p4d / p4de / p5 come in one 8-GPU size
+
 
 @dataclass(frozen=True)
 class HardwareProfile:
     kind: str  # "gpu" | "trainium"
     instance_type: str
     instance_count: int
-    distribution: str  # "none" | "ddp" | "fsdp"
+    distribution: str  # "ddp" | "fsdp"
     allowed_instance_types: tuple[str, ...]
+    devices_per_node: int  # of instance_type; a run may pick another allowed type
 
     @property
     def distributed(self) -> bool:
-        return self.distribution != "none"
+        """torchrun with one process per device: on whenever some node the run may get has >1 device."""
+        return self.instance_count > 1 or any(devices_per_instance(t) > 1 for t in self.allowed_instance_types)
+
+    @property
+    def processes(self) -> int:
+        return self.instance_count * self.devices_per_node
 
 
 def hardware_profile(env: Any) -> HardwareProfile:
@@ -98,8 +137,12 @@ def hardware_profile(env: Any) -> HardwareProfile:
         )
     if instance_type not in allowed:
         allowed = tuple(sorted(set(allowed) | {instance_type}))
-    distribution = ft.distribution if count > 1 else "none"
-    return HardwareProfile(kind, instance_type, count, distribution, allowed)
+    return HardwareProfile(kind, instance_type, count, ft.distribution, allowed, devices_per_instance(instance_type))
+
+
+def image_requirements(kind: str) -> str:
+    """``IMAGE_LIBRARIES[kind]`` as requirement lines (``python -m pipelines.profiles gpu``)."""
+    return "\n".join(IMAGE_LIBRARIES[kind]) + "\n"
 
 
 def neuron_training_image(region: str) -> str:
@@ -140,3 +183,9 @@ def definition_inputs(env: Any) -> dict:
 def fingerprint(env: Any) -> str:
     canonical = json.dumps(definition_inputs(env), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.stdout.write(image_requirements(sys.argv[1]))

@@ -87,3 +87,28 @@ def test_compliance_packs_switch_on_per_environment():
 def test_env_context_selects_one_environment():
     app = build_app(make_app(env="dev"))
     assert [c.node.id for c in app.node.children if hasattr(c, "env_config")] == ["dev"]
+
+
+def test_example_environments_synthesize_but_refuse_to_deploy():
+    """``example: true``: a warning, a metadata note and a rule whose assertion always fails."""
+    from aws_cdk.assertions import Annotations, Match
+
+    from tests.helpers import synth_stage, template_of
+
+    stage = synth_stage("staging", {"capabilities": {"data_prep": False, "prompt_catalog": False, "rag": False, "fine_tuning": False, "human_review": False}})
+    template = template_of(stage.foundation).to_json()
+    rule = template["Rules"]["ExampleEnvironmentNotDeployable"]
+    assert rule["Assertions"][0]["Assert"] == {"Fn::Equals": ["example", "deployable"]}
+    assert "account (111111111111)" in rule["Assertions"][0]["AssertDescription"]
+    assert "remove 'example: true'" in template["Metadata"]["llmops:NotDeployable"]
+    Annotations.from_stack(stage.foundation).has_warning("*", Match.string_like_regexp("not deployable: environments.staging"))
+
+
+def test_real_accounts_synthesize_deployable_templates():
+    from tests.helpers import synth_stage, template_of
+
+    stage = synth_stage("staging", {"account": "333333333333", "example": False,
+                                    "capabilities": {"data_prep": False, "prompt_catalog": False, "rag": False, "fine_tuning": False, "human_review": False}})
+    template = template_of(stage.foundation).to_json()
+    assert "ExampleEnvironmentNotDeployable" not in template.get("Rules", {})
+    assert "llmops:NotDeployable" not in template.get("Metadata", {})

@@ -215,7 +215,8 @@ def estimate(env: Any, *, prices: PriceTable | None = None, cdk_out: Path | None
             item = "developer-edition" if env.rag.kendra.edition == "DEVELOPER_EDITION" else "enterprise-edition"
             b.add(IDLE, f"Kendra index ({env.rag.kendra.edition})", "kendra", item, 1,
                   f"{where}.rag.kendra.edition", per=HOURS_PER_DAY)
-    if caps.fine_tuning and env.fine_tuning.mlflow.enabled:
+    mlflow = getattr(env.fine_tuning, "mlflow", None)  # the managed server, when an environment configures one
+    if caps.fine_tuning and mlflow is not None and mlflow.enabled:
         size = env.fine_tuning.mlflow.size.lower()
         b.add(IDLE, f"MLflow tracking server ({env.fine_tuning.mlflow.size})", "sagemaker", f"mlflow-{size}", 1,
               f"{where}.fine_tuning.mlflow", per=HOURS_PER_DAY)

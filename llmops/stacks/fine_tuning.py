@@ -3,8 +3,7 @@
 Per use case (``fine_tuning.use_cases``): a pipeline (prepare -> train -> evaluate -> check ->
 register), a model package group, a trigger on new dataset versions and an SSM parameter holding
 the newest approved package. Shared: the execution role, the step-code asset, the jobs'
-security group, a dead-letter queue for undeliverable events, and (optionally) a managed MLflow
-tracking server.
+security group and a dead-letter queue for undeliverable events.
 """
 
 from __future__ import annotations
@@ -17,7 +16,6 @@ from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3_assets as s3_assets
-from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
 from llmops.config import EnvironmentConfig
@@ -81,31 +79,6 @@ class FineTuningStack(Stack):
             alarm_actions=foundation.alarm_actions,
         )
 
-        # --- optional MLflow tracking server ----------------------------------------------------
-        self.mlflow = None
-        mlflow_arn = None
-        if ft.mlflow.enabled:
-            mlflow_role = iam.Role(self, "MlflowRole", assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
-                                   description="Managed MLflow tracking server of the fine-tuning pipelines")
-            artifacts.grant_read_write(mlflow_role, "mlflow/")
-            self.mlflow = sagemaker.CfnMlflowTrackingServer(
-                self, "Mlflow",
-                tracking_server_name=f"{prefix}-mlflow",
-                artifact_store_uri=f"s3://{artifacts.bucket_name}/mlflow/",
-                role_arn=mlflow_role.role_arn,
-                tracking_server_size=ft.mlflow.size,
-                automatic_model_registration=False,  # the pipeline's register step owns the registry
-            )
-            mlflow_arn = self.mlflow.attr_tracking_server_arn
-            self.role.add_to_policy(iam.PolicyStatement(
-                sid="MlflowLogging",
-                actions=["sagemaker-mlflow:CreateExperiment", "sagemaker-mlflow:GetExperimentByName",
-                         "sagemaker-mlflow:SearchExperiments", "sagemaker-mlflow:CreateRun", "sagemaker-mlflow:UpdateRun",
-                         "sagemaker-mlflow:LogMetric", "sagemaker-mlflow:LogParam", "sagemaker-mlflow:LogBatch",
-                         "sagemaker-mlflow:SetTag", "sagemaker-mlflow:GetRun"],
-                resources=[mlflow_arn],
-            ))
-
         # --- registry, pipelines, triggers ------------------------------------------------------
         groups = {u: profiles.model_package_group_name(cfg, u) for u in ft.use_cases}
         self.registry = ModelRegistry(
@@ -145,7 +118,6 @@ class FineTuningStack(Stack):
                 code=self.code,
                 subnet_ids=subnet_ids,
                 security_group_id=self.security_group.security_group_id,
-                mlflow_tracking_arn=mlflow_arn,
                 description=case.description or f"Fine-tune {case.base_model or ft.base_model} for {use_case}",
             )
             pipeline.node.add_dependency(self.registry.groups[use_case])

@@ -63,7 +63,8 @@ def generate(model: Any, tokenizer: Any, prompts: list[str], max_new_tokens: int
     model.eval()
     with torch.no_grad():
         for prompt in prompts:
-            enc = tokenizer(prompt, return_tensors="pt").to(model.device)
+            # Only ids and mask: some tokenizers add token_type_ids, which generate() rejects in transformers 4.x.
+            enc = tokenizer(prompt, return_tensors="pt", return_token_type_ids=False).to(model.device)
             out = model.generate(
                 **enc,
                 max_new_tokens=max_new_tokens,

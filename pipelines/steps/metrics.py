@@ -4,7 +4,9 @@
 - ROUGE-L: Google's ``rouge-score`` (F-measure, Porter stemming),
 - BLEU: ``sacrebleu`` corpus BLEU (0-100, its default 13a tokenisation),
 - exact match and token F1: the SQuAD definitions (normalised answers),
-- accuracy, precision, recall, F1: scikit-learn, macro-averaged over labels.
+- accuracy, precision, recall, F1: macro-averaged over the reference labels, as scikit-learn's
+  ``precision_recall_fscore_support(average="macro", zero_division=0)`` (a few lines here instead
+  of ~50 MB of scikit-learn and SciPy wheels in the step archive).
 """
 
 from __future__ import annotations
@@ -76,18 +78,24 @@ def token_f1(predictions: Sequence[str], references: Sequence[str]) -> float:
 
 
 def classification(predictions: Sequence[str], references: Sequence[str]) -> dict[str, float]:
-    from sklearn.metrics import accuracy_score, precision_recall_fscore_support
-
     _same_length(predictions, references)
     labels = sorted(set(references))  # predictions outside the label set count as errors only
-    precision, recall, f1, _ = precision_recall_fscore_support(
-        list(references), list(predictions), labels=labels, average="macro", zero_division=0
-    )
+    pairs = list(zip(predictions, references))
+    precisions, recalls, f1s = [], [], []
+    for label in labels:
+        hits = sum(1 for p, r in pairs if p == r == label)
+        predicted = sum(1 for p, _ in pairs if p == label)
+        actual = sum(1 for _, r in pairs if r == label)
+        precision = hits / predicted if predicted else 0.0
+        recall = hits / actual if actual else 0.0
+        precisions.append(precision)
+        recalls.append(recall)
+        f1s.append(2 * precision * recall / (precision + recall) if precision + recall else 0.0)
     return {
-        "accuracy": float(accuracy_score(list(references), list(predictions))),
-        "precision": float(precision),
-        "recall": float(recall),
-        "f1": float(f1),
+        "accuracy": sum(1 for p, r in pairs if p == r) / len(pairs),
+        "precision": sum(precisions) / len(labels),
+        "recall": sum(recalls) / len(labels),
+        "f1": sum(f1s) / len(labels),
     }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -57,11 +58,26 @@ def load_tokenizer(model_dir: str | Path):
     return tokenizer
 
 
+def world_size() -> int:
+    """Processes of this training run (torchrun sets WORLD_SIZE; 1 when run directly)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def dtype_argument() -> str:
+    """``dtype`` from transformers 4.56 on (the GPU image); ``torch_dtype`` before (4.55, the Neuron image)."""
+    from importlib.metadata import version
+
+    major, minor = (int(part) for part in version("transformers").split(".")[:2])
+    return "dtype" if (major, minor) >= (4, 56) else "torch_dtype"
+
+
 def load_causal_lm(model_dir: str | Path, dtype=None, quantization_config=None):
     from transformers import AutoModelForCausalLM
 
-    kwargs: dict[str, Any] = {"dtype": dtype or best_dtype()}
+    kwargs: dict[str, Any] = {dtype_argument(): dtype or best_dtype()}
     if quantization_config is not None:
         kwargs["quantization_config"] = quantization_config
-        kwargs["device_map"] = "auto"
+        # One process: spread the 4-bit model over the node's GPUs. Under torchrun each process
+        # holds the whole 4-bit model on its own GPU (DDP replicates it; "auto" cannot be replicated).
+        kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", "0"))} if world_size() > 1 else "auto"
     return AutoModelForCausalLM.from_pretrained(str(model_dir), **kwargs)

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ._io import StepFailed, read_jsonl, run_step, write_json
-from .modeling import best_dtype, encode_example, has_cuda, has_neuron, load_causal_lm, load_tokenizer
+from .modeling import best_dtype, encode_example, has_cuda, has_neuron, load_causal_lm, load_tokenizer, world_size
 
 STRATEGIES = ("full", "lora", "qlora")
 
@@ -78,6 +78,12 @@ def validate_args(args: argparse.Namespace) -> None:
         raise StepFailed(f"epochs must be positive, got {args.epochs}")
     if args.strategy == "qlora" and (args.use_cpu or not has_cuda()):
         raise StepFailed("strategy qlora needs a CUDA GPU (4-bit bitsandbytes); use lora on CPU or Trainium")
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", str(world_size())))
+    if args.strategy == "qlora" and world_size() > local:
+        raise StepFailed(
+            f"strategy qlora runs on one instance only; this run has {world_size() // max(local, 1)} instances "
+            "(TrainingInstanceCount): use 1, or strategy lora for several instances"
+        )
 
 
 class TokenizedRows:
@@ -207,6 +213,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         use_cpu=use_cpu,
         fsdp=args.fsdp or "",
         lr_scheduler_type="constant" if args.max_steps > 0 else "linear",
+        # LoRA freezes the base: DDP must not search the graph for parameters without gradients.
+        ddp_find_unused_parameters=False if args.strategy != "full" else None,
         remove_unused_columns=False,
         disable_tqdm=True,
     )
@@ -244,6 +252,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         "loss_history": losses,
         "final_train_loss": losses[-1],
         "device": "neuron" if has_neuron() else ("cpu" if use_cpu else "cuda"),
+        "world_size": world_size(),
         "dtype": str(dtype).replace("torch.", ""),
     }
     write_json(output_dir / "train_report.json", report)

@@ -11,7 +11,7 @@ from functools import lru_cache
 
 import pytest
 
-from llmops.config import load_config
+from llmops.config import ConfigError, load_config
 from pipelines import profiles
 from pipelines.build import DEFINITIONS_DIR, PLACEHOLDERS, build_definitions, render
 from tests.helpers import config_with
@@ -103,7 +103,9 @@ def test_gpu_profile_uses_the_hugging_face_training_image_in_the_vpc_with_cmk_an
     assert train["VpcConfig"] == {"SecurityGroupIds": ["${SecurityGroupId}"], "Subnets": ["${SubnetIds}"]}
     assert train["ResourceConfig"]["VolumeKmsKeyId"] == train["OutputDataConfig"]["KmsKeyId"] == "${KmsKeyArn}"
     assert train["HyperParameters"]["sagemaker_submit_directory"] == "/opt/ml/input/data/code/${CodeFile}"
-    assert "sagemaker_torch_distributed_enabled" not in train["HyperParameters"]  # one instance: no torchrun
+    # One instance, but a run may pick a 4- or 8-GPU node: torchrun starts one process per GPU there.
+    assert train["HyperParameters"]["sagemaker_torch_distributed_enabled"] == "true"
+    assert "fsdp" not in train["HyperParameters"]
     code = [c for c in train["InputDataConfig"] if c["ChannelName"] == "code"][0]
     assert code["DataSource"]["S3DataSource"]["S3Uri"] == "s3://${CodeBucket}/${CodeKey}"
     # dev: spot with checkpoints; prod: on-demand.
@@ -134,10 +136,13 @@ def test_trainium_profile_uses_the_pinned_neuron_image():
     assert set(params["TrainingInstanceType"]["EnumValues"]) == set(profiles.TRAINIUM_INSTANCE_TYPES)
 
 
-def test_mlflow_switches_network_isolation_off_and_passes_the_server():
-    train = steps_by_name(definition(fine_tuning={"mlflow": {"enabled": True}}))["Train"]["Arguments"]
-    assert train["EnableNetworkIsolation"] is False
-    assert train["Environment"]["MLFLOW_TRACKING_URI"] == "${MlflowTrackingArn}"
+def test_training_is_network_isolated_and_the_mlflow_switch_is_gone():
+    # The switch only turned isolation off: the jobs had no MLflow client nor route (issue 10).
+    train = steps_by_name(definition())["Train"]["Arguments"]
+    assert train["EnableNetworkIsolation"] is True
+    assert not any(k.startswith("MLFLOW") for k in train["Environment"])
+    with pytest.raises(ConfigError, match=r"environments.dev.fine_tuning: mlflow: removed; the training jobs run network-isolated"):
+        config_with("dev", {"fine_tuning": {"mlflow": {"enabled": False}}})
 
 
 def test_only_known_placeholders_remain():

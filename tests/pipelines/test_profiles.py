@@ -26,18 +26,36 @@ def test_pinned_neuron_image_is_listed_in_the_sdk_image_config():
 
 
 @pytest.mark.parametrize(
-    "overrides, kind, distribution",
+    "overrides, kind, distribution, processes",
     [
-        ({}, "gpu", "none"),
-        ({"fine_tuning": {"instance_type": "ml.g6.12xlarge", "instance_count": 2}}, "gpu", "ddp"),
-        ({"fine_tuning": {"instance_type": "ml.trn1.32xlarge", "instance_count": 1}}, "trainium", "none"),
-        ({"instances": {"training": {"type": "ml.trn1.32xlarge", "count": 4}}, "fine_tuning": {"distribution": "fsdp"}}, "trainium", "fsdp"),
+        ({}, "gpu", "ddp", 1),
+        ({"fine_tuning": {"instance_type": "ml.g5.12xlarge"}}, "gpu", "ddp", 4),
+        ({"fine_tuning": {"instance_type": "ml.g6.12xlarge", "instance_count": 2}}, "gpu", "ddp", 8),
+        ({"fine_tuning": {"instance_type": "ml.p4d.24xlarge"}}, "gpu", "ddp", 8),
+        ({"fine_tuning": {"instance_type": "ml.trn1.32xlarge", "instance_count": 1}}, "trainium", "ddp", 32),
+        ({"fine_tuning": {"instance_type": "ml.trn1.2xlarge"}}, "trainium", "ddp", 2),
+        ({"instances": {"training": {"type": "ml.trn1.32xlarge", "count": 4}}, "fine_tuning": {"distribution": "fsdp"}}, "trainium", "fsdp", 128),
     ],
 )
-def test_profiles(overrides, kind, distribution):
+def test_profiles(overrides, kind, distribution, processes):
     profile = profiles.hardware_profile(config_with("dev", overrides).get("dev"))
-    assert (profile.kind, profile.distribution) == (kind, distribution)
+    assert (profile.kind, profile.distribution, profile.processes) == (kind, distribution, processes)
     assert profile.instance_type in profile.allowed_instance_types
+    # A run may pick a multi-device node of the same kind, so torchrun is always on.
+    assert profile.distributed
+
+
+@pytest.mark.parametrize(("instance_type", "devices"), [
+    ("ml.g5.2xlarge", 1), ("ml.g5.4xlarge", 1), ("ml.g5.12xlarge", 4), ("ml.g5.24xlarge", 4), ("ml.g5.48xlarge", 8),
+    ("ml.g6e.xlarge", 1), ("ml.g6e.24xlarge", 4), ("ml.p4de.24xlarge", 8), ("ml.p5.48xlarge", 8),
+    ("ml.trn1.2xlarge", 2), ("ml.trn1n.32xlarge", 32),
+])
+def test_devices_per_instance(instance_type, devices):
+    assert profiles.devices_per_instance(instance_type) == devices
+
+
+def test_every_selectable_instance_type_has_a_device_count():
+    assert set(profiles.GPU_INSTANCE_TYPES + profiles.TRAINIUM_INSTANCE_TYPES) <= set(profiles.DEVICES_PER_INSTANCE)
 
 
 def test_cpu_training_instances_have_no_fine_tuning_profile():
@@ -76,3 +94,12 @@ def test_fingerprint_changes_with_what_shapes_the_definition_only():
     base = profiles.fingerprint(config_with("dev").get("dev"))
     assert profiles.fingerprint(config_with("dev", {"fine_tuning": {"epochs": 4}}).get("dev")) != base
     assert profiles.fingerprint(config_with("dev", {"fine_tuning": {"reader_accounts": ["333333333333"]}}).get("dev")) == base
+
+
+def test_image_library_pins_match_the_image_tags():
+    # The one record of the images' libraries must name the transformers each image tag carries.
+    gpu = dict(p.split("==") for p in profiles.IMAGE_LIBRARIES["gpu"])
+    neuron = dict(p.split("==") for p in profiles.IMAGE_LIBRARIES["neuron"])
+    assert gpu["transformers"] == profiles.HF_TRAINING["version"] == "4.56.2"
+    assert f"transformers{neuron['transformers']}-" in profiles.NEURON_TRAINING_TAG
+    assert profiles.image_requirements("gpu").splitlines() == list(profiles.IMAGE_LIBRARIES["gpu"])

@@ -3,7 +3,9 @@
 EventBridge delivers "SageMaker Model Package State Change" events whose ModelApprovalStatus is
 Approved; the package's group names the use case, and the ARN is written to that use case's
 parameter (``/<name_prefix>/fine-tuning/<use_case>/approved-model-package-arn``), which the
-endpoint stack reads at synth. Only newer packages overwrite: re-approving an old version after
+endpoint stack reads. The function creates the parameter on the first approval (CloudFormation
+does not own it, so a stack update cannot reset it); readers treat a missing parameter as
+"nothing approved yet". Only newer packages overwrite: re-approving an old version after
 a newer one must not roll the endpoint back silently.
 """
 

@@ -8,7 +8,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from llmops.config import INTERFACE_ENDPOINTS, NetworkConfig
+from llmops.config import INTERFACE_ENDPOINTS, SUBNET_PREFIX, NetworkConfig
 from llmops.constructs.core.log_retention import retention_days
 
 
@@ -18,7 +18,10 @@ class PlatformNetwork(Construct):
     S3 and DynamoDB use free gateway endpoints; every other AWS API the platform calls goes
     through an interface endpoint named in ``network.interface_endpoints``. Flow logs of all
     traffic go to a CMK-encrypted log group. ``existing_vpc_id`` imports a VPC instead
-    (a context lookup: it needs credentials once, then ``cdk.context.json`` pins the result).
+    (a context lookup: it needs credentials once, then ``cdk.context.json`` pins the result);
+    then only the endpoints ``interface_endpoints`` names are created (list only those the VPC
+    lacks: a second endpoint with private DNS for the same service clashes), and flow logs are
+    added unless ``flow_logs`` is false (the VPC's owner already logs it).
     """
 
     def __init__(
@@ -35,7 +38,6 @@ class PlatformNetwork(Construct):
         if config.existing_vpc_id:
             self.vpc: ec2.IVpc = ec2.Vpc.from_lookup(self, "Vpc", vpc_id=config.existing_vpc_id)
             self.subnets = ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED)
-            self.flow_log_group = None
         else:
             vpc = ec2.Vpc(
                 self,
@@ -44,7 +46,7 @@ class PlatformNetwork(Construct):
                 max_azs=config.max_azs,
                 nat_gateways=0,
                 subnet_configuration=[
-                    ec2.SubnetConfiguration(name="isolated", subnet_type=ec2.SubnetType.PRIVATE_ISOLATED, cidr_mask=20)
+                    ec2.SubnetConfiguration(name="isolated", subnet_type=ec2.SubnetType.PRIVATE_ISOLATED, cidr_mask=SUBNET_PREFIX)
                 ],
                 # The default SG is never attached (every resource gets its own); restricting it
                 # needs a custom-resource Lambda, which is not worth its cost here.
@@ -56,6 +58,8 @@ class PlatformNetwork(Construct):
             )
             self.vpc = vpc
             self.subnets = ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED)
+        self.flow_log_group = None
+        if not config.existing_vpc_id or config.flow_logs:
             self.flow_log_group = logs.LogGroup(
                 self,
                 "FlowLogs",
@@ -63,11 +67,12 @@ class PlatformNetwork(Construct):
                 retention=retention_days(config.flow_log_retention_days),
                 removal_policy=removal_policy,
             )
-            vpc.add_flow_log(
-                "FlowLog",
-                destination=ec2.FlowLogDestination.to_cloud_watch_logs(self.flow_log_group),
-                traffic_type=ec2.FlowLogTrafficType.ALL,
-            )
+            destination = ec2.FlowLogDestination.to_cloud_watch_logs(self.flow_log_group)
+            if isinstance(self.vpc, ec2.Vpc):
+                self.vpc.add_flow_log("FlowLog", destination=destination, traffic_type=ec2.FlowLogTrafficType.ALL)
+            else:  # an imported VPC has no add_flow_log
+                ec2.FlowLog(self, "FlowLog", resource_type=ec2.FlowLogResourceType.from_vpc(self.vpc),
+                            destination=destination, traffic_type=ec2.FlowLogTrafficType.ALL)
 
         self.endpoint_security_group = ec2.SecurityGroup(
             self,
@@ -122,5 +127,5 @@ class PlatformNetwork(Construct):
 
     @staticmethod
     def from_existing(scope: Construct, id: str, *, vpc_id: str, key: kms.IKey) -> "PlatformNetwork":
-        return PlatformNetwork(scope, id, config=NetworkConfig(existing_vpc_id=vpc_id), key=key)
+        return PlatformNetwork(scope, id, config=NetworkConfig(existing_vpc_id=vpc_id, flow_logs=False), key=key)
 

@@ -6,8 +6,9 @@
   on status), and the artifacts bucket and key grant those accounts read of model artifacts.
 - Approval emits "SageMaker Model Package State Change"; a rule sends Approved events of these
   groups to ``fine_tuning_record_approval``, which writes the package ARN to the use case's SSM
-  parameter ``/<name_prefix>/fine-tuning/<use_case>/approved-model-package-arn`` (created here
-  with the value ``none``), so the endpoint stack can read it deterministically at synth.
+  parameter ``/<name_prefix>/fine-tuning/<use_case>/approved-model-package-arn``. The function
+  creates and overwrites that parameter; CloudFormation never owns it (a stack update would reset
+  a template-owned value), so readers treat a missing parameter as "nothing approved yet".
 """
 
 from __future__ import annotations
@@ -23,13 +24,10 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sagemaker as sagemaker
 from aws_cdk import aws_sqs as sqs
-from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from lambdas.runtime.fine_tuning.approval import DETAIL_TYPE, approved_model_parameter_name
 from llmops.constructs.core.platform_function import PlatformFunction
-
-NO_APPROVED_PACKAGE = "none"
 
 
 class ModelRegistry(Construct):
@@ -55,7 +53,8 @@ class ModelRegistry(Construct):
         self.name_prefix = name_prefix
         self.reader_accounts = tuple(a for a in reader_accounts if a != stack.account)
         self.groups: dict[str, sagemaker.CfnModelPackageGroup] = {}
-        self.parameters: dict[str, ssm.StringParameter] = {}
+        # Names only: the recorder function creates the parameters (see the module docstring).
+        self.parameter_names: dict[str, str] = {}
         for use_case, group_name in sorted(groups.items()):
             group = sagemaker.CfnModelPackageGroup(
                 self,
@@ -65,13 +64,7 @@ class ModelRegistry(Construct):
                 model_package_group_policy=self._reader_policy(group_name) if self.reader_accounts else None,
             )
             self.groups[use_case] = group
-            self.parameters[use_case] = ssm.StringParameter(
-                self,
-                f"Approved-{use_case}",
-                parameter_name=approved_model_parameter_name(name_prefix, use_case),
-                string_value=NO_APPROVED_PACKAGE,
-                description=f"ARN of the newest approved model package of {group_name} ('none' until one is approved)",
-            )
+            self.parameter_names[use_case] = approved_model_parameter_name(name_prefix, use_case)
 
         self.recorder = PlatformFunction(
             self,
@@ -91,9 +84,12 @@ class ModelRegistry(Construct):
             dead_letter_queue=dead_letter_queue,
             bundle=bundle,
         )
-        for parameter in self.parameters.values():
-            parameter.grant_read(self.recorder.role)
-            parameter.grant_write(self.recorder.role)
+        self.recorder.role.add_to_principal_policy(iam.PolicyStatement(
+            sid="RecordApprovedPackages",
+            actions=["ssm:GetParameter", "ssm:PutParameter"],
+            # A parameter ARN is "parameter" + its name, which starts with "/".
+            resources=[stack.format_arn(service="ssm", resource=f"parameter{name}") for name in self.parameter_names.values()],
+        ))
 
         self.approval_rule = events.Rule(
             self,

@@ -28,7 +28,7 @@ DEFINITIONS_DIR = REPO_ROOT / "pipelines" / "definitions"
 _PLACEHOLDER_RE = re.compile(r"\$\{([A-Za-z0-9]+)\}")
 PLACEHOLDER_NAMES = frozenset(
     {"RoleArn", "ArtifactsBucket", "DataBucket", "KmsKeyArn", "CodeBucket", "CodeKey", "CodeFile",
-     "SecurityGroupId", "SubnetIds", "MlflowTrackingArn"}
+     "SecurityGroupId", "SubnetIds"}
 )
 
 
@@ -67,7 +67,6 @@ class FineTuningPipeline(Construct):
         code: s3_assets.Asset,
         subnet_ids: Sequence[str],
         security_group_id: str,
-        mlflow_tracking_arn: str | None = None,
         description: str = "",
     ) -> None:
         super().__init__(scope, id)
@@ -79,8 +78,6 @@ class FineTuningPipeline(Construct):
         unknown = used - PLACEHOLDER_NAMES
         if unknown:
             raise ValueError(f"definition: unknown placeholder(s) {sorted(unknown)}; allowed: {sorted(PLACEHOLDER_NAMES)}")
-        if "MlflowTrackingArn" in used and not mlflow_tracking_arn:
-            raise ValueError("mlflow_tracking_arn: the definition logs to MLflow, so a tracking server ARN is required")
 
         # One "${SubnetIds}" list element becomes one placeholder per subnet.
         subnet_vars = {f"Subnet{i}": subnet for i, subnet in enumerate(subnet_ids)}
@@ -96,7 +93,6 @@ class FineTuningPipeline(Construct):
             # The code channel holds the object under its key's last part (asset keys are literal strings).
             "CodeFile": code_key.rsplit("/", 1)[-1],
             "SecurityGroupId": security_group_id,
-            "MlflowTrackingArn": mlflow_tracking_arn or "",
             **subnet_vars,
         }
         used_vars = {k: v for k, v in variables.items() if k in used or k in subnet_vars}

@@ -38,10 +38,15 @@ def event(version: int = 3, status: str = "Approved", group: str = GROUP, detail
 
 @pytest.fixture
 def ssm():
+    # No parameter exists before the first approval: the stack does not create it (issue 10).
     with mock_aws():
-        client = boto3.client("ssm", region_name="us-east-1")
-        client.put_parameter(Name=PARAM, Value="none", Type="String")
-        yield client
+        yield boto3.client("ssm", region_name="us-east-1")
+
+
+def test_first_approval_creates_the_parameter(ssm):
+    assert approval.current_version(ssm, PARAM) == 0
+    assert approval.record(event(1), ssm, {GROUP: PARAM})["recorded"] is True
+    assert ssm.get_parameter(Name=PARAM)["Parameter"]["Value"].endswith(f"model-package/{GROUP}/1")
 
 
 def test_parameter_name_is_deterministic():
@@ -70,7 +75,7 @@ def test_approved_package_is_recorded_and_older_ones_do_not_roll_back(ssm):
 def test_unexpected_events_raise_with_the_reason(ssm, bad, message):
     with pytest.raises(approval.ApprovalEventError, match=message):
         approval.record(bad, ssm, {GROUP: PARAM})
-    assert ssm.get_parameter(Name=PARAM)["Parameter"]["Value"] == "none"
+    assert approval.current_version(ssm, PARAM) == 0  # nothing was written
 
 
 def test_environment_mapping_is_validated():

@@ -45,14 +45,9 @@ def test_aurora_minimum_capacity_and_paused_cluster():
     assert not [l for l in estimate(paused).lines if l.item.startswith("Aurora Serverless v2")]
 
 
-def test_kendra_and_mlflow_are_idle_costs():
-    env = config_with("prod", {
-        "vector_store": {"backend": "kendra"}, "cost": {"allow": ["kendra"]},
-        "fine_tuning": {"mlflow": {"enabled": True, "size": "Small"}},
-    }).get("prod")
-    est = estimate(env)
-    assert _line(est, "Kendra index").cost == pytest.approx(1.125 * 24)
-    assert _line(est, "MLflow tracking server").cost == pytest.approx(0.60 * 24)
+def test_kendra_is_an_idle_cost():
+    env = config_with("prod", {"vector_store": {"backend": "kendra"}, "cost": {"allow": ["kendra"]}}).get("prod")
+    assert _line(estimate(env), "Kendra index").cost == pytest.approx(1.125 * 24)
 
 
 def test_per_unit_lines():

@@ -65,9 +65,13 @@ def test_model_package_group_lets_staging_and_prod_accounts_read(dev, staging):
 
 
 def test_approval_rule_records_the_package_arn_in_a_deterministic_parameter(dev):
-    parameter = _one(dev, "AWS::SSM::Parameter")
-    assert parameter["Name"] == "/llmops-dev/fine-tuning/assistant/approved-model-package-arn"
-    assert parameter["Value"] == "none"
+    # CloudFormation never owns the parameter (a stack update would reset the recorded ARN):
+    # the function creates and overwrites it, with exactly these two actions on exactly its ARN.
+    assert not dev.find_resources("AWS::SSM::Parameter")
+    statements = [s for p in dev.find_resources("AWS::IAM::Policy").values()
+                  for s in p["Properties"]["PolicyDocument"]["Statement"] if s.get("Sid") == "RecordApprovedPackages"]
+    assert len(statements) == 1 and statements[0]["Action"] == ["ssm:GetParameter", "ssm:PutParameter"]
+    assert json.dumps(statements[0]["Resource"]).endswith(':parameter/llmops-dev/fine-tuning/assistant/approved-model-package-arn"]]}')
     dev.has_resource_properties("AWS::Events::Rule", {
         "EventPattern": {
             "source": ["aws.sagemaker"],
@@ -131,14 +135,13 @@ def test_a_stale_compiled_definition_fails_synth_naming_the_field():
         LlmOpsStage(make_app(), config.get("dev"), nag=False)
 
 
-def test_mlflow_and_a_second_use_case_with_freshly_built_definitions(tmp_path, monkeypatch):
+def test_a_second_use_case_with_freshly_built_definitions(tmp_path, monkeypatch):
     pytest.importorskip("sagemaker.core.workflow.parameters")
     from llmops.constructs.fine_tuning import pipeline as fine_tuning_pipeline
     from llmops.stage import LlmOpsStage
     from pipelines.build import build_definitions, render
 
     overrides = {**ONLY_FINE_TUNING, "cost": {"max_idle_per_day": None}, "fine_tuning": {
-        "mlflow": {"enabled": True},
         "use_cases": {"assistant": {"dataset": "assistant"}, "triage": {"dataset": "tickets", "base_model": "Qwen/Qwen2.5-0.5B"}},
     }}
     env = config_with("dev", overrides).get("dev")
@@ -147,9 +150,8 @@ def test_mlflow_and_a_second_use_case_with_freshly_built_definitions(tmp_path, m
     template = template_of(LlmOpsStage(make_app(), env, nag=False).fine_tuning)
     assert len(template.find_resources("AWS::SageMaker::Pipeline")) == 2
     assert len(template.find_resources("AWS::SageMaker::ModelPackageGroup")) == 2
-    server = _one(template, "AWS::SageMaker::MlflowTrackingServer")
-    assert server["TrackingServerName"] == "llmops-dev-mlflow" and server["TrackingServerSize"] == "Small"
+    assert not template.find_resources("AWS::SageMaker::MlflowTrackingServer")
     pipelines = [p["Properties"] for p in template.find_resources("AWS::SageMaker::Pipeline").values()]
     triage = next(p for p in pipelines if p["PipelineName"] == "llmops-dev-ft-triage")
     body, variables = triage["PipelineDefinition"]["PipelineDefinitionBody"]["Fn::Sub"]
-    assert "MlflowTrackingArn" in variables and "base-models/Qwen/Qwen2.5-0.5B/" in body
+    assert "MlflowTrackingArn" not in variables and "base-models/Qwen/Qwen2.5-0.5B/" in body

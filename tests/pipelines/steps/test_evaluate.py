@@ -9,6 +9,7 @@ import tarfile
 import pytest
 
 from pipelines.steps import evaluate as ev
+from pipelines.steps.modeling import load_causal_lm  # dtype= or torch_dtype= by version
 from pipelines.steps._io import StepFailed, write_json, write_jsonl
 from pipelines.steps.dataset import to_prompt
 from tests.pipelines.conftest import TOY_PAIRS
@@ -41,9 +42,9 @@ def test_report_has_generation_metrics_and_a_failing_gate(tmp_path, tiny_model_d
 
 
 def test_perplexity_of_a_model_with_zeroed_output_is_the_vocabulary_size(tmp_path, tiny_model_dir):
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoTokenizer
 
-    model = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir), dtype=torch.float32)
+    model = load_causal_lm(str(tiny_model_dir), dtype=torch.float32)
     with torch.no_grad():
         model.lm_head.weight.zero_()  # every logit 0: a uniform next-token distribution
     tokenizer = AutoTokenizer.from_pretrained(str(tiny_model_dir))

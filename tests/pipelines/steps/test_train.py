@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from pipelines.steps import train as train_step
+from pipelines.steps.modeling import load_causal_lm  # dtype= or torch_dtype= by version
 from pipelines.steps._io import StepFailed, write_jsonl
 from pipelines.steps.dataset import to_prompt
 from tests.pipelines.conftest import TOY_PAIRS
@@ -73,18 +74,18 @@ def _logits(model, tokenizer, text: str):
 
 def test_saved_adapter_reloads_with_the_same_logits_as_the_merged_weights(lora_run, tiny_model_dir):
     from peft import PeftModel
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoTokenizer
 
     tmp_path, _ = lora_run
     out = tmp_path / "out"
     tokenizer = AutoTokenizer.from_pretrained(str(out))
     prompt, _ = to_prompt({"instruction": TOY_PAIRS[0][0], "response": "x"}, "instruction")
 
-    base = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir), dtype=torch.float32)
+    base = load_causal_lm(str(tiny_model_dir), dtype=torch.float32)
     base_logits = _logits(base, tokenizer, prompt)
     reloaded = PeftModel.from_pretrained(base, str(out / "adapter")).eval()
     adapter_logits = _logits(reloaded, tokenizer, prompt)
-    merged = AutoModelForCausalLM.from_pretrained(str(out), dtype=torch.float32).eval()
+    merged = load_causal_lm(str(out), dtype=torch.float32).eval()
     merged_logits = _logits(merged, tokenizer, prompt)
 
     assert not torch.allclose(adapter_logits, base_logits, atol=1e-3), "the adapter changed nothing"

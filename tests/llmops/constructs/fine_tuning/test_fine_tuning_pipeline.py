@@ -58,7 +58,7 @@ def test_subnet_placeholder_expands_per_subnet_and_only_used_variables_are_passe
         ({"pipeline_name": "bad name!"}, "pipeline_name"),
         ({"subnet_ids": []}, "subnet_ids"),
         ({"definition": DEFINITION.replace("${RoleArn}", "${Secret}")}, r"unknown placeholder\(s\) \['Secret'\]"),
-        ({"definition": DEFINITION.replace("${RoleArn}", "${MlflowTrackingArn}")}, "mlflow_tracking_arn"),
+        ({"definition": DEFINITION.replace("${RoleArn}", "${MlflowTrackingArn}")}, r"unknown placeholder\(s\) \['MlflowTrackingArn'\]"),
     ],
 )
 def test_bad_props_name_the_prop(stack, overrides, message):
