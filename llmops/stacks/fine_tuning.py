@@ -69,6 +69,20 @@ class FineTuningStack(Stack):
             actions=["s3:GetObject"],
             resources=[f"arn:{self.partition}:s3:::{self.code.s3_bucket_name}/{self.code.s3_object_key}"],
         ))
+        # S3Prefix inputs list the prefix before downloading: ListBucket limited to the archive's key.
+        self.role.add_to_policy(iam.PolicyStatement(
+            sid="ListStepCode",
+            actions=["s3:ListBucket"],
+            resources=[f"arn:{self.partition}:s3:::{self.code.s3_bucket_name}"],
+            conditions={"StringLike": {"s3:prefix": [self.code.s3_object_key + "*"]}},
+        ))
+        # The pipeline passes this same role to every processing and training job it starts.
+        self.role.add_to_policy(iam.PolicyStatement(
+            sid="PassRoleToJobs",
+            actions=["iam:PassRole"],
+            resources=[self.role.role_arn],
+            conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+        ))
         artifacts.grant_read_write(self.role, RUNS_PREFIX)  # prepared data, checkpoints, models, reports
         artifacts.grant_read(self.role, BASE_MODELS_PREFIX)
         data.grant_read(self.role, DATASETS_PREFIX)
