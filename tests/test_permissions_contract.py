@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import REPO_ROOT, make_app, raw_config
+from tests.helpers import REPO_ROOT
 from tests.iam_contract.actions import required
 from tests.iam_contract.contract import DeployedFunction, check_calls, check_pipelines, deployed_functions, renamer
 from tests.iam_contract.policy import RolePolicy
-from tests.iam_contract.templates import ACCOUNT, Assembly
+from tests.iam_contract.templates import ACCOUNT, Assembly, synthesize
 
 pytestmark = [pytest.mark.synth, pytest.mark.xdist_group("permissions-contract")]
 
@@ -50,16 +50,7 @@ NO_BOTOCORE_CALLS = {"data_prep_qa_pre", "data_prep_qa_post", "rag_vector_index"
 
 @pytest.fixture(scope="module")
 def assemblies(tmp_path_factory) -> dict[str, Assembly]:
-    from llmops.config import parse_config
-    from llmops.stage import LlmOpsStage
-
-    outdir = tmp_path_factory.mktemp("contract-cdk.out")
-    app = make_app(outdir=str(outdir))
-    config = parse_config(raw_config())
-    for name in config.environments:
-        LlmOpsStage(app, config.get(name), nag=False)
-    app.synth()
-    return {name: Assembly(outdir / f"assembly-{name}") for name in config.environments}
+    return synthesize(tmp_path_factory.mktemp("contract-cdk.out"))
 
 
 @pytest.fixture(scope="module")

@@ -216,3 +216,17 @@ def _text(value: Any) -> str:
     if isinstance(value, list):
         return ",".join(_text(v) for v in value)
     return "" if value is None else str(value)
+
+
+def synthesize(outdir: Path) -> dict[str, Assembly]:
+    """Every environment of the repo's config, bundling and cdk-nag skipped, as assemblies by stage."""
+    from llmops.config import parse_config
+    from llmops.stage import LlmOpsStage
+    from tests.helpers import make_app, raw_config
+
+    app = make_app(outdir=str(outdir))
+    config = parse_config(raw_config())
+    for name in config.environments:
+        LlmOpsStage(app, config.get(name), nag=False)
+    app.synth()
+    return {name: Assembly(outdir / f"assembly-{name}") for name in config.environments}

@@ -5,15 +5,19 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from aws_cdk import RemovalPolicy, Stack
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import custom_resources as cr
 from constructs import Construct
 
+from llmops.constructs.core.dead_letter_queue import DeadLetterQueue
+from llmops.constructs.core.platform_function import reserved_concurrency_for
 from llmops.nag import acknowledge
 
 if TYPE_CHECKING:
-    from llmops.constructs.core.platform_function import PlatformFunction
+    from llmops.constructs.core.platform_function import PlatformFunction  # noqa: F811
 
 
 def custom_resource_provider(scope: Construct, id: str, *, on_event: "PlatformFunction", key: kms.IKey,
@@ -21,14 +25,40 @@ def custom_resource_provider(scope: Construct, id: str, *, on_event: "PlatformFu
     """A CDK Provider around a custom-resource handler, with its framework function checked by cdk-nag."""
     log_group = logs.LogGroup(scope, f"{id}Logs", encryption_key=key, retention=log_retention,
                               removal_policy=RemovalPolicy.DESTROY)
+    network = on_event.network
+    vpc_args: dict[str, object] = {}
+    if network is not None:
+        # The framework runs in the handler's subnets with the handler's security group (egress to
+        # the Lambda and CloudFormation-response endpoints only, as the handler has).
+        vpc_args = {"vpc": network.vpc, "vpc_subnets": network.subnets, "security_groups": [on_event.security_group]}
+        # From the isolated subnets the framework reaches its handler only through the Lambda endpoint
+        # (CloudFormation's S3 response URL goes through the S3 gateway endpoint).
+        network.add_interface_endpoint("lambda")
     provider = cr.Provider(
         scope,
         id,
         on_event_handler=on_event.function,
         log_group=log_group,
         provider_function_env_encryption=key,
+        **vpc_args,
     )
     framework = provider.node.find_child("framework-onEvent")
+    framework_cfn = framework.node.default_child
+    framework_cfn.reserved_concurrent_executions = reserved_concurrency_for(scope, "default")
+    # CloudFormation invokes the framework asynchronously: a failed invocation is kept, with its event.
+    dead_letters = DeadLetterQueue(scope, f"{id}DeadLetterQueue", key=key,
+                                   purpose=f"the {id} custom-resource provider framework's asynchronous invocations")
+    # Exactly what sending to a CMK-encrypted queue needs (grant_send_messages adds kms:ReEncrypt*/GenerateDataKey*).
+    framework.add_to_role_policy(iam.PolicyStatement(actions=["sqs:SendMessage"], resources=[dead_letters.queue_arn]))
+    framework.add_to_role_policy(iam.PolicyStatement(actions=["kms:GenerateDataKey", "kms:Decrypt"], resources=[key.key_arn]))
+    if network is not None:
+        acknowledge(
+            framework,
+            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole]",
+            "The CDK provider framework function runs in the platform's isolated subnets; AWS's managed policy "
+            "holds only the ENI calls Lambda makes for VPC access.",
+        )
+    framework_cfn.dead_letter_config = lambda_.CfnFunction.DeadLetterConfigProperty(target_arn=dead_letters.queue_arn)
     acknowledge(
         framework,
         "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",

@@ -91,9 +91,13 @@ class ModelRegistry(Construct):
             dead_letter_queue=dead_letter_queue,
             bundle=bundle,
         )
-        for parameter in self.parameters.values():
-            parameter.grant_read(self.recorder.role)
-            parameter.grant_write(self.recorder.role)
+        # Exactly the calls the recorder makes: StringParameter.grant_read adds ssm:DescribeParameters,
+        # which takes no resource ARN and so never matches a parameter ARN.
+        self.recorder.role.add_to_principal_policy(iam.PolicyStatement(
+            sid="RecordApprovedPackages",
+            actions=["ssm:GetParameter", "ssm:PutParameter"],
+            resources=[p.parameter_arn for p in self.parameters.values()],
+        ))
 
         self.approval_rule = events.Rule(
             self,
@@ -135,7 +139,10 @@ class ModelRegistry(Construct):
                     "Sid": "ReadersDescribePackages",
                     "Effect": "Allow",
                     "Principal": {"AWS": [f"arn:{stack.partition}:iam::{a}:root" for a in self.reader_accounts]},
-                    "Action": ["sagemaker:DescribeModelPackage"],
+                    # Deploying a package from another account: describe it and create a model from it
+                    # (the artifacts' S3 read and KMS decrypt are granted in the bucket and key policies;
+                    # the inference images are AWS deep-learning containers, readable by every account).
+                    "Action": ["sagemaker:DescribeModelPackage", "sagemaker:CreateModel"],
                     "Resource": packages_arn,
                 },
             ],
