@@ -20,7 +20,7 @@ import pytest
 from tests.helpers import REPO_ROOT
 from tests.iam_contract.actions import required
 from tests.iam_contract.contract import DeployedFunction, check_calls, check_pipelines, deployed_functions, renamer
-from tests.iam_contract.policy import RolePolicy
+from tests.iam_contract.policy import RolePolicy, role_policy
 from tests.iam_contract.templates import ACCOUNT, Assembly, synthesize
 
 pytestmark = [pytest.mark.synth, pytest.mark.xdist_group("permissions-contract")]
@@ -176,3 +176,32 @@ def _imports(node):
     elif isinstance(node, list):
         for v in node:
             yield from _imports(v)
+
+
+def test_ground_truth_role_can_run_labeling_and_automated_labeling(assemblies):
+    """What Ground Truth does as the labeling role (SageMaker docs: execution role for labeling jobs)."""
+    for stage, assembly in assemblies.items():
+        template = next(t for t in assembly if t.name.endswith("data-prep"))
+        role = next(lid for lid, _ in template.of_type("AWS::IAM::Role") if "GroundTruthRole" in lid)
+        policy = role_policy(template, role)
+        region, account = template.region, template.account
+        role_arn = template.get_att(role, "Arn")
+        artifacts = next(v for v in template.resolve(_labeling_env(template)).values() if "-artifacts-" in str(v))
+        needs = [
+            ("iam:PassRole", role_arn),
+            ("sagemaker:CreateTrainingJob", f"arn:aws:sagemaker:{region}:{account}:training-job/job-auto-1"),
+            ("sagemaker:CreateTransformJob", f"arn:aws:sagemaker:{region}:{account}:transform-job/job-auto-1"),
+            ("sagemaker:CreateModel", f"arn:aws:sagemaker:{region}:{account}:model/job-auto-1"),
+            ("logs:PutLogEvents", f"arn:aws:logs:{region}:{account}:log-group:/aws/sagemaker/LabelingJobs:log-stream:job/x"),
+            ("logs:CreateLogStream", f"arn:aws:logs:{region}:{account}:log-group:/aws/sagemaker/TrainingJobs:log-stream:x"),
+            ("cloudwatch:PutMetricData", "*"),
+            ("s3:GetObject", f"arn:aws:s3:::{artifacts}/labeling/faq/input.manifest"),
+            ("s3:PutObject", f"arn:aws:s3:::{artifacts}/labeling/faq/output/x.json"),
+        ]
+        missing = [f"{a} on {r}" for a, r in needs if not policy.evaluate(a, r).allowed]
+        assert not missing, f"{stage}: Ground Truth role lacks " + ", ".join(missing)
+
+
+def _labeling_env(template):
+    return next(r["Properties"]["Environment"]["Variables"] for _, r in template.of_type("AWS::Lambda::Function")
+                if r["Properties"].get("Handler", "").startswith("lambdas.data_prep_labeling."))

@@ -120,6 +120,7 @@ def check_calls(functions: list[DeployedFunction], records: list[dict[str, Any]]
     for function in functions:
         by_folder.setdefault(function.folder, []).append(function)
     reference = {folder: fs[0].environment for folder, fs in by_folder.items()}
+    keys: dict[int, dict[str, str]] = {}
     seen: set[tuple[str, str, str]] = set()
     for record in records:
         for folder in record["functions"]:
@@ -129,7 +130,9 @@ def check_calls(functions: list[DeployedFunction], records: list[dict[str, Any]]
                     notes.add(f"{function.label}: {record['service']} is not used in this configuration ({dict(switch)})")
                     continue
                 rename = renamer(function, record["environ"], aliases, reference.get(folder))
-                for need in required(record, region=function.template.region, account=function.template.account, rename=rename):
+                needs = required(record, region=function.template.region, account=function.template.account, rename=rename)
+                for need in needs + _key_needs(needs, keys.setdefault(id(function.template.assembly),
+                                                                  encryption_keys(function.template.assembly))):
                     key = (function.label, need.action, need.resource)
                     if key in seen:
                         continue
@@ -143,6 +146,40 @@ def check_calls(functions: list[DeployedFunction], records: list[dict[str, Any]]
                     if not decision.allowed:
                         missing.append(Missing(function.label, need))
     return missing, sorted(notes), checks
+
+
+def encryption_keys(assembly) -> dict[str, str]:
+    """Bucket ARN / queue ARN -> the ARN of the KMS key that encrypts it, across the assembly's templates."""
+    keys: dict[str, str] = {}
+    for template in assembly:
+        for logical_id, bucket in template.of_type("AWS::S3::Bucket"):
+            rules = bucket.get("Properties", {}).get("BucketEncryption", {}).get("ServerSideEncryptionConfiguration", [])
+            for rule in rules:
+                key = rule.get("ServerSideEncryptionByDefault", {}).get("KMSMasterKeyID")
+                if key:
+                    keys[template.get_att(logical_id, "Arn")] = str(template.resolve(key))
+        for logical_id, queue in template.of_type("AWS::SQS::Queue"):
+            key = queue.get("Properties", {}).get("KmsMasterKeyId")
+            if key and not str(template.resolve(key)).startswith("alias/aws/"):
+                keys[template.get_att(logical_id, "Arn")] = str(template.resolve(key))
+    return keys
+
+
+def _key_needs(needs: list[Required], keys: Mapping[str, str]) -> list[Required]:
+    """The KMS calls S3 and SQS make with the caller's credentials for CMK-encrypted buckets and queues."""
+    out: list[Required] = []
+    for need in needs:
+        if need.action.startswith("s3:"):
+            container = need.resource.split("/", 1)[0]
+            action = {"s3:GetObject": "kms:Decrypt", "s3:GetObjectVersion": "kms:Decrypt",
+                      "s3:PutObject": "kms:GenerateDataKey"}.get(need.action)
+        elif need.action == "sqs:SendMessage":
+            container, action = need.resource, "kms:GenerateDataKey"
+        else:
+            continue
+        if action and container in keys:
+            out.append(Required(action, keys[container], f"{need.why} (CMK of {container})"))
+    return out
 
 
 def _any_resource(policy: RolePolicy, action: str) -> Decision:
@@ -275,7 +312,7 @@ def check_pipelines(template: Template) -> tuple[list[str], int]:
                 failures.append(f"pipeline {pipeline}: step {step['Name']} runs as {job_role_arn}, not a role of {template.name}")
                 continue
             job_policy = role_policy(template, job_role)
-            for need in needs:
+            for need in needs + _key_needs(needs, encryption_keys(template.assembly)):
                 checks += 1
                 if not job_policy.evaluate(need.action, need.resource).allowed:
                     failures.append(f"pipeline {pipeline} job role {job_role}: {need.action} on {need.resource} ({need.why}) is not allowed")

@@ -17,19 +17,24 @@ from llmops.constructs.core.platform_function import reserved_concurrency_for
 from llmops.nag import acknowledge
 
 if TYPE_CHECKING:
-    from llmops.constructs.core.platform_function import PlatformFunction  # noqa: F811
+    from llmops.constructs.core.platform_function import PlatformFunction
 
 
 def custom_resource_provider(scope: Construct, id: str, *, on_event: "PlatformFunction", key: kms.IKey,
                     log_retention: logs.RetentionDays) -> cr.Provider:
-    """A CDK Provider around a custom-resource handler, with its framework function checked by cdk-nag."""
+    """A CDK Provider around a custom-resource handler, with its framework function checked by cdk-nag.
+
+    The framework function runs where its handler runs (the VPC when the handler has a network),
+    keeps failed asynchronous invocations from CloudFormation in a dead-letter queue, and takes the
+    environment's default reserved concurrency.
+    """
     log_group = logs.LogGroup(scope, f"{id}Logs", encryption_key=key, retention=log_retention,
                               removal_policy=RemovalPolicy.DESTROY)
     network = on_event.network
     vpc_args: dict[str, object] = {}
     if network is not None:
-        # The framework runs in the handler's subnets with the handler's security group (egress to
-        # the Lambda and CloudFormation-response endpoints only, as the handler has).
+        # The framework runs in the handler's isolated subnets with its security group: it reaches AWS
+        # only through the VPC endpoints.
         vpc_args = {"vpc": network.vpc, "vpc_subnets": network.subnets, "security_groups": [on_event.security_group]}
         # From the isolated subnets the framework reaches its handler only through the Lambda endpoint
         # (CloudFormation's S3 response URL goes through the S3 gateway endpoint).
