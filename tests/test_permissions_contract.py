@@ -55,11 +55,13 @@ def assemblies(tmp_path_factory) -> dict[str, Assembly]:
 
 @pytest.fixture(scope="module")
 def records(tmp_path_factory) -> list[dict]:
-    target = tmp_path_factory.mktemp("contract") / "calls.jsonl"
+    workdir = tmp_path_factory.mktemp("contract")
+    target = workdir / "calls.jsonl"
     env = {**os.environ, "IAM_CONTRACT_RECORD": str(target)}
     result = subprocess.run(
+        # Its own basetemp: the child never prunes the temporary directories of this run.
         [sys.executable, "-m", "pytest", "tests/lambdas", "-q", "-p", "no:cacheprovider", "-p", "no:xdist",
-         "-p", "tests.iam_contract.recorder"],
+         "-p", "tests.iam_contract.recorder", f"--basetemp={workdir / 'runtime-tests'}"],
         cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=900,
     )
     assert result.returncode == 0, f"runtime tests failed under the recorder:\n{result.stdout[-4000:]}"
