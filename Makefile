@@ -11,7 +11,7 @@ export CDK_DISABLE_CLI_TELEMETRY := true
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup synth test bench bundles clean
+.PHONY: setup synth test bench bundles clean browser
 
 setup: $(PY_STAMP) $(NODE_STAMP)
 
@@ -31,8 +31,12 @@ synth: setup
 	$(CDK) synth '**' --quiet --no-notices
 	$(VENV)/bin/llmops report --cdk-out cdk.out
 
+## browser: headless Chromium for the tests that open a page (Debian package; root installs it, as in CI)
+browser:
+	@command -v chromium >/dev/null || { if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; else echo "install chromium (apt-get install chromium) for the browser tests"; fi; }
+
 ## test: the whole test suite, then the real Lambda bundle build with sizes
-test: setup
+test: setup browser
 	$(VENV)/bin/pytest -n 2 --dist loadgroup
 	$(VENV)/bin/llmops bundles
 

@@ -306,7 +306,7 @@ def bench_cold_start(quick: bool) -> None:
                                 if p.name.split("-")[0].lower() not in PROVIDED_BY_RUNTIME) / 1e6
         except subprocess.CalledProcessError:
             baseline_size = None
-    for name, packages in (("rag_query", ("rag", "prompts")), ("rag_ingest", ("rag",))):
+    for name, packages in (("rag_query", ("rag", "prompt_catalog")), ("rag_ingest", ("rag",))):
         out = Path(tempfile.mkdtemp(prefix=f"bundle-{name}-"))
         try:
             size = directory_size(LambdaBundle(entry=name, runtime_packages=packages).build(out)) / 1e6

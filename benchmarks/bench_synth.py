@@ -42,6 +42,10 @@ def layout_of(outdir: Path) -> dict[str, int]:
             nested = json.loads((outdir / art["properties"]["directoryName"] / "manifest.json").read_text())
             layout[art_id.removeprefix("assembly-")] = sum(
                 1 for a in nested["artifacts"].values() if a.get("type") == "aws:cloudformation:stack")
+    # App-level stacks (the delivery pipeline) count as their own group, "" in the empty app.
+    top = sum(1 for a in manifest["artifacts"].values() if a.get("type") == "aws:cloudformation:stack")
+    if top:
+        layout[""] = top
     return layout
 
 

@@ -10,7 +10,7 @@ from aws_cdk import App, CfnWaitConditionHandle, Stack, Stage
 layout: dict[str, int] = json.loads(sys.argv[1])  # {"dev": 5, "staging": 5, ...}
 app = App()
 for stage_name, stack_count in layout.items():
-    stage = Stage(app, stage_name)
+    stage = Stage(app, stage_name) if stage_name else app  # "": stacks at the app's root
     for i in range(stack_count):
-        CfnWaitConditionHandle(Stack(stage, f"Stack{i}"), "Handle")
+        CfnWaitConditionHandle(Stack(stage, f"Stack{i}" if stage_name else f"Root{i}"), "Handle")
 app.synth()

@@ -22,6 +22,34 @@ def selected_environments(config: PlatformConfig, selector: str | None) -> list[
 def build_app(app: App | None = None, *, config: PlatformConfig | None = None, nag: bool = True) -> App:
     app = app or App()
     config = config or load_config(app.node.try_get_context("config"))
+    stages = {}
     for name in selected_environments(config, app.node.try_get_context("env")):
-        LlmOpsStage(app, config.get(name), nag=nag)
+        stages[name] = LlmOpsStage(app, config.get(name), nag=nag)
+    delivery = config.delivery
+    # The pipeline deploys the stages above; it exists when every stage it promotes is synthesized.
+    if delivery is not None and delivery.enabled and all(n in stages for n in delivery.stages):
+        from aws_cdk import Environment
+
+        from llmops.config import REPO_ROOT
+        from llmops.delivery.release import ReleaseError, deployment_problems, load_release
+        from llmops.nag import add_stack_rule_packs
+        from llmops.stacks.delivery import DeliveryStack
+
+        # The pipeline promotes this manifest unchanged: synth refuses one that cannot be deployed.
+        try:
+            manifest = load_release(REPO_ROOT / delivery.release_file)
+        except ReleaseError as err:
+            raise ConfigError(f"delivery.release_file: {err}") from None
+        problems = deployment_problems(manifest, config)
+        if problems:
+            raise ConfigError(f"delivery.release_file: {ReleaseError(problems)}")
+
+        stack = DeliveryStack(
+            app, "Delivery", config=config, stages=stages,
+            env=Environment(account=delivery.account, region=delivery.region),
+            stack_name=f"{delivery.name_prefix}-pipeline",
+            description="LLMOps delivery: CDK Pipelines promoting one release through the environments",
+        )
+        if nag:
+            add_stack_rule_packs(stack)
     return app

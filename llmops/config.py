@@ -44,6 +44,7 @@ INTERFACE_ENDPOINTS: dict[str, str] = {
     "bedrock_runtime": "BEDROCK_RUNTIME",
     "xray": "XRAY",
     "rds_data": "RDS_DATA",
+    "kendra": "KENDRA",  # the RAG query function's Retrieve calls with the kendra backend
 }
 
 # SageMaker instance families the platform has profiles for; anything else is a typo or untested.
@@ -67,6 +68,13 @@ class NetworkConfig(_Model):
     existing_vpc_id: str | None = None
     flow_log_retention_days: int = Field(90, ge=1)
     interface_endpoints: tuple[str, ...] = ()
+    # Interface endpoints in the first N AZs only (None: every AZ). Each endpoint costs per AZ-hour;
+    # one AZ trades endpoint availability for cost (dev).
+    interface_endpoint_azs: int | None = Field(None, ge=1, le=6)
+    # "all": every function runs in the isolated subnets. "when-needed": only functions that reach a
+    # VPC resource (the Aurora cluster) do; the rest call AWS APIs over Lambda's own network, so the
+    # environment needs no interface endpoints for them (dev: trades network isolation for cost).
+    functions_in_vpc: Literal["all", "when-needed"] = "all"
 
     @field_validator("cidr")
     @classmethod
@@ -96,12 +104,22 @@ class NetworkConfig(_Model):
             raise ValueError(f"unknown endpoint(s) {unknown}; allowed: {sorted(INTERFACE_ENDPOINTS)}")
         return tuple(dict.fromkeys(value))
 
+    @model_validator(mode="after")
+    def _endpoint_azs(self) -> "NetworkConfig":
+        if self.interface_endpoint_azs is not None and self.interface_endpoint_azs > self.max_azs:
+            raise ValueError(
+                f"interface_endpoint_azs ({self.interface_endpoint_azs}) must not exceed max_azs ({self.max_azs})"
+            )
+        return self
+
 
 class CapabilitiesConfig(_Model):
     data_prep: bool = True
     prompt_catalog: bool = True
     rag: bool = True
     fine_tuning: bool = True
+    human_review: bool = False  # needs a workteam: data_prep.workteam or human_review.workteam_arn
+    monitoring: bool = True
 
 
 class VectorStoreConfig(_Model):
@@ -310,6 +328,235 @@ class FineTuningConfig(_Model):
         return self
 
 
+# Choices that cost a lot per day and are refused unless ``cost.allow`` names them.
+EXPENSIVE_FAMILIES = ("p4d", "p4de", "p5", "p5e", "p5en")
+EXPENSIVE_TYPES = ("ml.trn1.32xlarge", "ml.trn1n.32xlarge")
+COST_ALLOWANCES = EXPENSIVE_FAMILIES + EXPENSIVE_TYPES + ("kendra", "high-instance-count")
+
+
+class CostConfig(_Model):
+    """Budgets and caps: what the environment may cost (estimates come from ``llmops.cost``)."""
+
+    monthly_budget: float | None = Field(None, gt=0)  # USD; an AWS Budgets budget with alerts at 80% and 100%
+    budget_emails: tuple[str, ...] = ()  # budget alert recipients (besides the alert topic, when there is one)
+    max_idle_per_day: float | None = Field(None, gt=0)  # USD; synth fails when the idle estimate exceeds it
+    max_instance_count: int = Field(4, ge=1, le=64)  # more instances of one kind needs "high-instance-count"
+    allow: tuple[str, ...] = ()
+
+    @field_validator("allow")
+    @classmethod
+    def _allow(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = sorted(set(value) - set(COST_ALLOWANCES))
+        if unknown:
+            raise ValueError(f"unknown allowance(s) {unknown}; allowed: {', '.join(COST_ALLOWANCES)}")
+        return tuple(dict.fromkeys(value))
+
+    @field_validator("budget_emails")
+    @classmethod
+    def _emails(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for email in value:
+            if not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", email):
+                raise ValueError(f"not an e-mail address: {email!r}")
+        return tuple(dict.fromkeys(value))
+
+    @model_validator(mode="after")
+    def _recipients(self) -> "CostConfig":
+        if self.monthly_budget and not self.budget_emails:
+            raise ValueError("budget_emails: a monthly_budget needs at least one e-mail recipient for its alerts")
+        return self
+
+
+class HumanReviewRouting(_Model):
+    sample_rate: float = Field(0.02, ge=0.0, le=1.0)  # share of all answers reviewed regardless of metrics
+    min_relevance: float | None = Field(0.3, ge=0.0, le=1.0)
+    max_hallucination: float | None = Field(0.5, ge=0.0, le=1.0)
+    max_toxicity: float | None = Field(0.5, ge=0.0, le=1.0)
+    refusal: bool = True
+    min_top_score: float | None = Field(0.2, ge=-1.0, le=1.0)
+    negative_feedback: bool = True
+
+
+class HumanReviewConfig(_Model):
+    """SageMaker A2I review of LLM answers: task settings, routing and where reviewed answers go."""
+
+    workteam_arn: str | None = None  # default: the data-prep workteam
+    workers_per_task: int = Field(1, ge=1, le=3)
+    task_time_limit_seconds: int = Field(3600, ge=30, le=28800)
+    task_availability_seconds: int = Field(86400, ge=60, le=864000)
+    task_title: str = Field("Review an LLM answer", min_length=1, max_length=128)
+    instructions: str = Field("Rate how well the passages support the answer; correct it if you can.", max_length=2000)
+    dataset: str = Field("reviewed-answers", pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")  # corrected answers -> datasets/<name>/
+    routing: HumanReviewRouting = HumanReviewRouting()
+
+    @field_validator("workteam_arn")
+    @classmethod
+    def _workteam(cls, value: str | None) -> str | None:
+        pattern = r"arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:workteam/private-crowd/[A-Za-z0-9-]{1,63}"
+        if value is not None and not re.fullmatch(pattern, value):
+            raise ValueError(f"must be a private workteam ARN (arn:aws:sagemaker:REGION:ACCOUNT:workteam/private-crowd/NAME), got {value!r}")
+        return value
+
+
+# Metrics an experiment may be decided on: the monitoring library's scores plus latency and cost.
+EXPERIMENT_METRICS = (
+    "relevance", "hallucination", "toxicity", "sentiment", "readability", "repetition", "refusal", "jailbreak",
+    "injection", "prompt_tokens", "response_tokens", "top_score", "human_rating", "latency_ms", "cost_per_request",
+)
+# Output dimensions of the embedding models an embedding A/B may use.
+EMBEDDING_DIMENSIONS = {
+    "sentence-transformers/all-MiniLM-L6-v2": (384,), "BAAI/bge-small-en-v1.5": (384,), "BAAI/bge-base-en-v1.5": (768,),
+    "BAAI/bge-large-en-v1.5": (1024,), "intfloat/e5-large-v2": (1024,), "amazon.titan-embed-text-v2:0": (256, 512, 1024),
+    "cohere.embed-english-v3": (1024,),
+}
+
+
+class ExperimentArm(_Model):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9-]{0,62}$")
+    weight: int = Field(0, ge=0, le=100)  # traffic share (A/B kinds)
+    variant: str | None = None  # model kinds: the endpoint's production variant
+    version: int | None = Field(None, ge=1)  # prompt-ab: the catalog version
+    model: str | None = None  # embedding-ab: the embedding model
+    dimension: int | None = Field(None, ge=2, le=16000)
+    shadow: bool = False  # model-shadow: the arm that receives copies and answers no one
+
+
+class ExperimentConfig(_Model):
+    """A shadow or A/B test of models, prompts or embedding models, and how it is decided."""
+
+    kind: Literal["model-ab", "model-shadow", "prompt-ab", "embedding-ab"]
+    arms: tuple[ExperimentArm, ...] = Field(min_length=2, max_length=10)
+    endpoint: str | None = None  # model kinds: the LLM endpoint (inference config name)
+    prompt: str | None = None  # prompt-ab: the prompt id
+    alias: str = "prod"  # prompt-ab: the alias whose weights split traffic
+    shadow_sampling: int = Field(100, ge=1, le=100)  # model-shadow: % of requests copied to the shadow
+    metrics: tuple[str, ...] = Field(("relevance", "hallucination", "latency_ms"), min_length=1)
+    min_samples: int = Field(200, ge=10, le=10_000_000)
+    alpha: float = Field(0.05, gt=0, lt=0.5)
+    end: str = Field(pattern=r"^\d{4}-\d{2}-\d{2}$")  # ISO date; synth refuses an experiment past its end
+    winner: str | None = None  # set by `llmops experiments promote`; the winner then takes all traffic
+
+    @field_validator("metrics")
+    @classmethod
+    def _metrics(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = sorted(set(value) - set(EXPERIMENT_METRICS))
+        if unknown:
+            raise ValueError(f"unknown metric(s) {unknown}; allowed: {', '.join(EXPERIMENT_METRICS)}")
+        return value
+
+    @model_validator(mode="after")
+    def _shape(self) -> "ExperimentConfig":
+        import datetime as _dt
+
+        names = [a.name for a in self.arms]
+        if len(set(names)) != len(names):
+            raise ValueError(f"arms: names must be unique, got {names}")
+        if self.winner is not None and self.winner not in names:
+            raise ValueError(f"winner: {self.winner!r} is not an arm; arms: {', '.join(names)}")
+        try:
+            end = _dt.date.fromisoformat(self.end)
+        except ValueError:
+            raise ValueError(f"end: not a date: {self.end!r}") from None
+        if end < _dt.date.today() and self.winner is None:
+            raise ValueError(f"end: {self.end} is past; promote the winner (`llmops experiments promote`) or extend it")
+        if self.kind == "model-shadow":
+            shadows = [a for a in self.arms if a.shadow]
+            if len(self.arms) != 2 or len(shadows) != 1:
+                raise ValueError("arms: a shadow test has exactly one production and one shadow arm (AWS allows one shadow variant)")
+        else:
+            if any(a.shadow for a in self.arms):
+                raise ValueError(f"arms: shadow arms belong to model-shadow experiments, not {self.kind}")
+            total = sum(a.weight for a in self.arms)
+            if total != 100:
+                raise ValueError(f"arms: weights must sum to 100, got {total}")
+        if self.kind in ("model-ab", "model-shadow"):
+            if not self.endpoint:
+                raise ValueError(f"endpoint: a {self.kind} experiment names the LLM endpoint whose variants it compares")
+            missing = [a.name for a in self.arms if not a.variant]
+            if missing:
+                raise ValueError(f"arms: variant is required for every arm of a {self.kind} experiment, missing in {missing}")
+        if self.kind == "prompt-ab":
+            if not self.prompt:
+                raise ValueError("prompt: a prompt-ab experiment names the prompt id whose alias it splits")
+            if len(self.arms) > 2:
+                raise ValueError("arms: a prompt alias splits traffic between at most two versions")
+            missing = [a.name for a in self.arms if a.version is None]
+            if missing:
+                raise ValueError(f"arms: version is required for every prompt-ab arm, missing in {missing}")
+        if self.kind == "embedding-ab":
+            for arm in self.arms:
+                if not arm.model or arm.dimension is None:
+                    raise ValueError(f"arms.{arm.name}: model and dimension are required for an embedding arm")
+                known = EMBEDDING_DIMENSIONS.get(arm.model)
+                if known and arm.dimension not in known:
+                    raise ValueError(
+                        f"arms.{arm.name}.dimension: {arm.model} gives {'/'.join(map(str, known))} dimensions, "
+                        f"not {arm.dimension}; its index must be built with the model's dimension"
+                    )
+        return self
+
+
+_EMAIL_RE = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+")
+_TOPIC_ARN_RE = re.compile(r"arn:aws[a-z-]*:sns:[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d:\d{12}:[A-Za-z0-9_-]{1,256}")
+
+
+class AlertsConfig(_Model):
+    """Where alarms go: e-mail addresses subscribed to the foundation alarm topic and/or an existing topic."""
+
+    emails: tuple[str, ...] = ()
+    # An existing standard SNS topic (a chat or paging integration) every alarm also notifies.
+    topic_arn: str | None = None
+
+    @field_validator("emails")
+    @classmethod
+    def _emails(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [e for e in value if not isinstance(e, str) or not _EMAIL_RE.fullmatch(e)]
+        if bad:
+            raise ValueError(f"not e-mail address(es): {bad}; write them like ops@example.com")
+        return tuple(dict.fromkeys(value))
+
+    @field_validator("topic_arn")
+    @classmethod
+    def _topic(cls, value: str | None) -> str | None:
+        if value is not None:
+            if value.endswith(".fifo"):
+                raise ValueError(f"CloudWatch alarms notify standard SNS topics only, got the FIFO topic {value!r}")
+            if not _TOPIC_ARN_RE.fullmatch(value):
+                raise ValueError(f"must be an SNS topic ARN like arn:aws:sns:eu-west-1:123456789012:alerts, got {value!r}")
+        return value
+
+
+MONITORED_METRICS = (
+    "relevance", "hallucination", "toxicity", "sentiment", "readability", "repetition", "refusal", "jailbreak",
+    "injection", "prompt_tokens", "response_tokens", "top_score",
+)
+
+
+class DriftConfig(_Model):
+    metrics: tuple[str, ...] = ("relevance", "hallucination", "toxicity", "refusal")
+    psi_threshold: float = Field(0.2, gt=0, le=10)  # population stability index; 0.1-0.2 moderate, > 0.2 large shift
+    ks_threshold: float = Field(0.2, gt=0, le=1)  # two-sample Kolmogorov-Smirnov statistic
+    evaluation_periods: int = Field(1, ge=1, le=24)  # drift results (one per scoring window) in a row before the alarm
+
+    @field_validator("metrics")
+    @classmethod
+    def _metrics(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = sorted(set(value) - set(MONITORED_METRICS))
+        if unknown:
+            raise ValueError(f"unknown metric(s) {unknown}; allowed: {', '.join(MONITORED_METRICS)}")
+        return tuple(dict.fromkeys(value))
+
+
+class RetrainingConfig(_Model):
+    enabled: bool = True  # a drift alarm asks for a fine-tuning run of its use case
+    cooldown_hours: int = Field(168, ge=1, le=8760)  # at most one run per use case per cooldown
+    require_approval: bool = True  # the run waits for `llmops monitor approve-retraining`
+
+
+class MonitoringConfig(_Model):
+    drift: DriftConfig = DriftConfig()
+    retraining: RetrainingConfig = RetrainingConfig()
+
+
 class NagPacksConfig(_Model):
     hipaa: bool = False
     nist_800_53_r5: bool = False
@@ -327,13 +574,64 @@ PII_ENTITY_TYPES = (
 )
 
 
+class ExistingWorkforceConfig(_Model):
+    """The Cognito user pool and app client of the account's existing private workforce."""
+
+    user_pool_id: str
+    client_id: str
+
+    @field_validator("user_pool_id")
+    @classmethod
+    def _pool(cls, value: str) -> str:
+        if not re.fullmatch(r"[a-z]{2}(-gov)?-[a-z]+-\d_[0-9a-zA-Z]{1,55}", value):
+            raise ValueError(f"must be a Cognito user pool id like us-east-1_AbCdEf123, got {value!r}")
+        return value
+
+    @field_validator("client_id")
+    @classmethod
+    def _client(cls, value: str) -> str:
+        if not re.fullmatch(r"[\w+]{1,128}", value):
+            raise ValueError(f"must be a Cognito app client id (letters, digits, '_' and '+'), got {value!r}")
+        return value
+
+
 class WorkteamConfig(_Model):
-    """The private Ground Truth workteam (Cognito user pool) that labels curated text."""
+    """The private Ground Truth workteam that labels curated text (docs/data_prep.md: which to choose).
+
+    Default: a Cognito user pool, the private workforce and a workteam are created. An account
+    that already has a private workforce (one per region) names it in ``existing_workforce``
+    (a new team in it), or names a team to use as is in ``existing_workteam_arn``.
+    """
 
     enabled: bool = True
     description: str = Field("LLMOps data labeling team", min_length=1, max_length=200)
     # Optional SNS notifications of new labeling tasks to workers.
     notify_workers: bool = False
+    existing_workforce: ExistingWorkforceConfig | None = None
+    existing_workteam_arn: str | None = None
+
+    @field_validator("existing_workteam_arn")
+    @classmethod
+    def _workteam(cls, value: str | None) -> str | None:
+        pattern = r"arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:workteam/private-crowd/[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}"
+        if value is not None and not re.fullmatch(pattern, value):
+            raise ValueError(f"must be a private workteam ARN (arn:aws:sagemaker:<region>:<account>:workteam/private-crowd/<name>), got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "WorkteamConfig":
+        if self.existing_workteam_arn and self.existing_workforce:
+            raise ValueError("existing_workteam_arn and existing_workforce: set one (a team to use, or a workforce to add a team to)")
+        if self.existing_workteam_arn and self.notify_workers:
+            raise ValueError("notify_workers: an imported workteam keeps its own notification settings; set it false")
+        return self
+
+
+class ObjectLockConfig(_Model):
+    """S3 Object Lock on the data bucket: every object version is kept ``raw_retention_days``."""
+
+    enabled: bool = False
+    mode: Literal["GOVERNANCE", "COMPLIANCE"] = "GOVERNANCE"
 
 
 class DataPrepConfig(_Model):
@@ -345,6 +643,9 @@ class DataPrepConfig(_Model):
     mask: str = Field("[{type}]", min_length=1, max_length=40)
     custom_classifier_endpoint_arn: str | None = None
     extraction_timeout_minutes: int = Field(120, ge=5, le=1440)
+    # Noncurrent versions of raw/ uploads (overwritten or deleted) are kept at least this long.
+    raw_retention_days: int = Field(365, ge=1, le=36500)
+    object_lock: ObjectLockConfig = ObjectLockConfig()
     workteam: WorkteamConfig = WorkteamConfig()
 
     @field_validator("pii_entity_types")
@@ -412,7 +713,12 @@ class EnvironmentConfig(_Model):
     data_prep: DataPrepConfig = DataPrepConfig()
     instances: InstancesConfig = InstancesConfig()
     nag_packs: NagPacksConfig = NagPacksConfig()
+    alerts: AlertsConfig = AlertsConfig()
     fine_tuning: FineTuningConfig = FineTuningConfig()
+    cost: CostConfig = CostConfig()
+    human_review: HumanReviewConfig = HumanReviewConfig()
+    experiments: dict[str, ExperimentConfig] = {}
+    monitoring: MonitoringConfig = MonitoringConfig()
     functions: FunctionsConfig = FunctionsConfig()
     log_retention_days: Literal[1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653] = 90
 
@@ -446,8 +752,25 @@ class EnvironmentConfig(_Model):
             raise ValueError("network.existing_vpc_id needs account and region set (VPC lookup)")
         if self.is_prod and self.removal_policy != "retain":
             raise ValueError(f"removal_policy must be 'retain' in prod, got {self.removal_policy!r}")
+        if self.capabilities.human_review and not (
+            self.human_review.workteam_arn or (self.capabilities.data_prep and self.data_prep.workteam.enabled)
+        ):
+            raise ValueError(
+                "capabilities.human_review: needs a workteam; set human_review.workteam_arn or turn on data_prep.workteam"
+            )
+        for exp_name, exp in self.experiments.items():
+            if not re.fullmatch(r"[a-z][a-z0-9-]{1,40}", exp_name):
+                raise ValueError(f"experiments: name {exp_name!r} must be 2-41 characters of a-z, 0-9 and '-'")
+            if exp.kind == "embedding-ab" and exp.arms[0].dimension != self.vector_store.dimension:
+                raise ValueError(
+                    f"experiments.{exp_name}.arms.{exp.arms[0].name}.dimension: the control arm serves the current index "
+                    f"({self.vector_store.dimension} dimensions), got {exp.arms[0].dimension}"
+                )
         if self.name != "dev" and not self.account:
             raise ValueError("account is required outside dev (pin staging and prod to an account)")
+        topic = self.alerts.topic_arn
+        if topic and self.region and topic.split(":")[3] != self.region:
+            raise ValueError(f"alerts.topic_arn: alarms notify topics of their own region {self.region}, got {topic!r}")
         return self
 
     @property
@@ -455,9 +778,61 @@ class EnvironmentConfig(_Model):
         return self.name == "prod"
 
 
+# Account ids that only ever appear in examples; a pipeline that deploys to one is not deployable.
+EXAMPLE_ACCOUNTS = frozenset({"000000000000", "111111111111", "222222222222", "333333333333", "123456789012"})
+
+
+class DeliverySourceConfig(_Model):
+    """Where the pipeline reads the repository: a CodeConnections connection, or S3 (air-gapped)."""
+
+    kind: Literal["codeconnections", "s3"] = "codeconnections"
+    connection_arn: str | None = None
+    repository: str | None = None  # owner/name
+    branch: str = Field("main", min_length=1, max_length=255)
+    bucket: str | None = None
+    key: str | None = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> "DeliverySourceConfig":
+        if self.kind == "codeconnections":
+            pattern = r"arn:aws[a-z-]*:(codeconnections|codestar-connections):[a-z0-9-]+:\d{12}:connection/[0-9a-f-]{36}"
+            if not self.connection_arn or not re.fullmatch(pattern, self.connection_arn):
+                raise ValueError(f"connection_arn: a CodeConnections connection ARN is required, got {self.connection_arn!r}")
+            if not self.repository or not re.fullmatch(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+", self.repository):
+                raise ValueError(f"repository: must be owner/name, got {self.repository!r}")
+        elif not (self.bucket and self.key):
+            raise ValueError("bucket and key: an s3 source needs both (a zip of the repository)")
+        return self
+
+
+class DeliveryConfig(_Model):
+    """The CI/CD pipeline (CDK Pipelines) in a tooling account that promotes one release through the stages."""
+
+    enabled: bool = False
+    account: str
+    region: str
+    name_prefix: str = Field("llmops-delivery", pattern=r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$")
+    source: DeliverySourceConfig
+    stages: tuple[str, ...] = ("dev", "staging", "prod")
+    manual_approval_before: tuple[str, ...] = ("prod",)
+    staging_stage: str = "staging"  # the stage every production stage must come after
+    allow_skipping_staging: bool = False  # prod may follow dev directly only when this says so
+    release_file: str = "release.json"
+    # The accounts are examples: the pipeline synthesizes for review, but its template refuses to deploy.
+    example: bool = False
+
+    @field_validator("account")
+    @classmethod
+    def _account(cls, value: str) -> str:
+        if not re.fullmatch(r"\d{12}", str(value)):
+            raise ValueError(f"must be a 12-digit AWS account id (quote it in YAML), got {value!r}")
+        return value
+
+
 class PlatformConfig(_Model):
     project: str
     environments: dict[str, EnvironmentConfig]
+    delivery: DeliveryConfig | None = None
 
     def get(self, name: str) -> EnvironmentConfig:
         try:
@@ -495,9 +870,11 @@ def parse_config(raw: dict[str, Any]) -> PlatformConfig:
     """Validate an already-parsed config mapping (the shape of environments.yaml)."""
     if not isinstance(raw, dict):
         raise ConfigError("config: top level must be a mapping with 'project' and 'environments'")
-    extra = set(raw) - {"project", "defaults", "environments"}
+    extra = set(raw) - {"project", "defaults", "environments", "delivery"}
     if extra:
-        raise ConfigError(f"config: unknown top-level field(s) {sorted(extra)}; allowed: project, defaults, environments")
+        raise ConfigError(
+            f"config: unknown top-level field(s) {sorted(extra)}; allowed: project, defaults, environments, delivery"
+        )
     project = raw.get("project")
     if not isinstance(project, str) or not re.fullmatch(r"[a-z][a-z0-9-]{1,30}", project or ""):
         raise ConfigError(f"project: must be a lower-case name like 'llmops', got {project!r}")
@@ -519,7 +896,41 @@ def parse_config(raw: dict[str, Any]) -> PlatformConfig:
             parsed[name] = EnvironmentConfig.model_validate(data)
         except ValidationError as err:
             raise ConfigError(_format_error(f"environments.{name}", err)) from None
-    return PlatformConfig(project=project, environments=parsed)
+    delivery = _parse_delivery(raw.get("delivery"), parsed)
+    return PlatformConfig(project=project, environments=parsed, delivery=delivery)
+
+
+def _parse_delivery(raw: Any, envs: dict[str, EnvironmentConfig]) -> DeliveryConfig | None:
+    if raw is None:
+        return None
+    try:
+        delivery = DeliveryConfig.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(_format_error("delivery", err)) from None
+    unknown = [s for s in delivery.stages + delivery.manual_approval_before if s not in envs]
+    if unknown:
+        raise ConfigError(f"delivery.stages: unknown environment(s) {unknown}; allowed: {', '.join(envs)}")
+    if len(set(delivery.stages)) != len(delivery.stages):
+        raise ConfigError(f"delivery.stages: an environment appears twice in {list(delivery.stages)}")
+    order = list(delivery.stages)
+    if delivery.staging_stage not in envs:
+        raise ConfigError(f"delivery.staging_stage: unknown environment {delivery.staging_stage!r}; allowed: {', '.join(envs)}")
+    for i, name in enumerate(order):
+        if envs[name].is_prod and delivery.staging_stage not in order[:i] and not delivery.allow_skipping_staging:
+            raise ConfigError(
+                f"delivery.stages: {name} (production) must come after {delivery.staging_stage}, got {order}; "
+                "reorder the stages or set delivery.allow_skipping_staging: true"
+            )
+    if delivery.enabled and not delivery.example:
+        for field, account in [("delivery.account", delivery.account)] + [
+            (f"environments.{n}.account", envs[n].account) for n in delivery.stages
+        ]:
+            if account in EXAMPLE_ACCOUNTS:
+                raise ConfigError(
+                    f"{field}: {account} is an example account; the pipeline would deploy to it. Put your account "
+                    "there, or set delivery.example: true to synthesize a pipeline that refuses to deploy"
+                )
+    return delivery
 
 
 def load_config(path: str | Path | None = None) -> PlatformConfig:

@@ -5,7 +5,7 @@ cdk-nag 3 runs as a CDK policy-validation plugin: any unacknowledged finding fai
 
 from __future__ import annotations
 
-from aws_cdk import Acknowledgment, Stage, Validations
+from aws_cdk import Acknowledgment, Stack, Stage, Validations
 from constructs import IConstruct
 
 from llmops.config import EnvironmentConfig
@@ -22,6 +22,13 @@ def add_rule_packs(stage: Stage, env: EnvironmentConfig) -> list[str]:
         plugins.append(cdk_nag.NIST80053R5Checks(stage))
     Validations.of(stage).add_plugins(*plugins)
     return [type(p).__name__ for p in plugins]
+
+
+def add_stack_rule_packs(stack: Stack) -> None:
+    """AwsSolutions on a stack outside the environment stages (the delivery pipeline)."""
+    import cdk_nag
+
+    Validations.of(stack).add_plugins(cdk_nag.AwsSolutionsChecks(stack))
 
 
 def acknowledge(construct: IConstruct, finding: str, reason: str) -> None:

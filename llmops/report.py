@@ -25,8 +25,34 @@ class StackSummary:
     resource_types: Counter = field(default_factory=Counter)
 
 
+def _summaries(directory: Path, manifest: dict, stage: str) -> list[StackSummary]:
+    result = []
+    for stack_id, stack in sorted(manifest.get("artifacts", {}).items()):
+        if stack.get("type") != "aws:cloudformation:stack":
+            continue
+        template_path = directory / stack["properties"]["templateFile"]
+        template = json.loads(template_path.read_text())
+        acks = 0
+        metadata_file = directory / f"{stack_id}.metadata.json"
+        if metadata_file.exists():
+            for entries in json.loads(metadata_file.read_text()).values():
+                acks += sum(len(e["data"]) for e in entries if e.get("type") == ACK_KEY)
+        resources = template.get("Resources", {})
+        result.append(
+            StackSummary(
+                stage=stage,
+                name=stack.get("displayName", stack_id),
+                template=template_path,
+                resources=len(resources),
+                acknowledgements=acks,
+                resource_types=Counter(r["Type"] for r in resources.values()),
+            )
+        )
+    return result
+
+
 def stacks_in(cdk_out: Path) -> list[StackSummary]:
-    """Every stack of every nested stage assembly in ``cdk_out``."""
+    """Every stack of every nested stage assembly in ``cdk_out``, and the app-level stacks (delivery)."""
     result: list[StackSummary] = []
     manifest = json.loads((cdk_out / "manifest.json").read_text())
     for art_id, artifact in sorted(manifest.get("artifacts", {}).items()):
@@ -34,27 +60,8 @@ def stacks_in(cdk_out: Path) -> list[StackSummary]:
             continue
         directory = cdk_out / artifact["properties"]["directoryName"]
         nested = json.loads((directory / "manifest.json").read_text())
-        for stack_id, stack in sorted(nested.get("artifacts", {}).items()):
-            if stack.get("type") != "aws:cloudformation:stack":
-                continue
-            template_path = directory / stack["properties"]["templateFile"]
-            template = json.loads(template_path.read_text())
-            acks = 0
-            metadata_file = directory / f"{stack_id}.metadata.json"
-            if metadata_file.exists():
-                for entries in json.loads(metadata_file.read_text()).values():
-                    acks += sum(len(e["data"]) for e in entries if e.get("type") == ACK_KEY)
-            resources = template.get("Resources", {})
-            result.append(
-                StackSummary(
-                    stage=art_id.removeprefix("assembly-"),
-                    name=stack.get("displayName", stack_id),
-                    template=template_path,
-                    resources=len(resources),
-                    acknowledgements=acks,
-                    resource_types=Counter(r["Type"] for r in resources.values()),
-                )
-            )
+        result += _summaries(directory, nested, art_id.removeprefix("assembly-"))
+    result += _summaries(cdk_out, manifest, "(tooling)")
     return result
 
 
@@ -111,14 +118,39 @@ def main(cdk_out: str = "cdk.out", *, lint: bool = True) -> int:
     for s in stacks:
         print(f"{s.stage:<12} {s.name:<32} {s.resources:>9} {s.acknowledgements:>5}")
     total = sum(s.resources for s in stacks)
-    stages = sorted({s.stage for s in stacks})
+    stages = sorted({s.stage for s in stacks} - {"(tooling)"})
     print(
-        f"\n{len(stages)} environments ({', '.join(stages)}), {len(stacks)} stacks, {total} resources; "
+        f"\n{len(stages)} environments ({', '.join(stages)})"
+        + (" + delivery pipeline" if any(s.stage == "(tooling)" for s in stacks) else "")
+        + f", {len(stacks)} stacks, {total} resources; "
         f"cdk-nag: {len(violations)} unacknowledged findings, "
         f"{sum(s.acknowledgements for s in stacks)} acknowledged (each with its reason in *.metadata.json); "
         + (f"cfn-lint: {len(errors)} errors, {len(warnings)} warnings" if do_lint else "cfn-lint: skipped")
     )
     for line in violations + errors + warnings:
         print("  " + line)
-    return 1 if violations or errors else 0
+    over_budget = cost_summary(out, stages)
+    return 1 if violations or errors or over_budget else 0
+
+
+def cost_summary(out: Path, stages: list[str]) -> list[str]:
+    """Print each environment's idle cost per day (templates counted); the ones over their cap."""
+    from llmops.config import load_config
+    from llmops.cost import IDLE, estimate
+
+    config = load_config()
+    over = []
+    print("\nidle cost per day (`llmops cost ENV` itemises it):")
+    for name in stages:
+        if name not in config.environments:
+            continue
+        env = config.get(name)
+        idle = estimate(env, cdk_out=out).total(IDLE)
+        cap = env.cost.max_idle_per_day
+        flag = ""
+        if cap is not None and idle > cap:
+            over.append(name)
+            flag = f"  OVER cost.max_idle_per_day ${cap:,.2f}"
+        print(f"  {name:<12} ${idle:>9,.2f}" + (f"   (cap ${cap:,.2f})" if cap is not None and not flag else "") + flag)
+    return over
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 from aws_cdk import Environment, Stack, Stage, Tags
 from constructs import Construct
 
 from llmops.config import EnvironmentConfig
+from llmops.cost.policy import check_cost_policy
 from llmops.nag import add_rule_packs
 from llmops.stacks.foundation import FoundationStack
 
@@ -26,6 +29,7 @@ class LlmOpsStage(Stage):
         )
         cfg = env_config
         self.env_config = cfg
+        check_cost_policy(cfg)  # caps and cost.max_idle_per_day, before any construct is built
         self.foundation = FoundationStack(
             self,
             "Foundation",
@@ -71,14 +75,37 @@ class LlmOpsStage(Stage):
                 stack_name=f"{cfg.name_prefix}-fine-tuning",
                 description=f"LLMOps {cfg.name}: fine-tuning pipelines, model registry and approvals",
             )
+        if caps.monitoring:
+            from llmops.stacks.monitoring import MonitoringStack
 
-        for key, value in {
-            "project": cfg.project,
-            "environment": cfg.name,
-            "cost-centre": cfg.cost_centre,
-            "owner": cfg.owner,
-        }.items():
+            self.monitoring = MonitoringStack(
+                self, "Monitoring", foundation=foundation, env_config=cfg, stack_name=f"{cfg.name_prefix}-monitoring",
+                description=f"LLMOps {cfg.name}: drift alarms, metrics table, retraining loop",
+            )
+            if getattr(self, "fine_tuning", None) is not None:
+                self.monitoring.add_dependency(self.fine_tuning)  # starts its pipelines
+        if caps.human_review:
+            from llmops.stacks.human_review import HumanReviewStack
+
+            data_prep = getattr(self, "data_prep", None)
+            workteam = cfg.human_review.workteam_arn or data_prep.workteam.workteam_arn
+            self.human_review = HumanReviewStack(
+                self, "HumanReview", foundation=foundation, env_config=cfg, workteam_arn=workteam,
+                stack_name=f"{cfg.name_prefix}-human-review",
+                description=f"LLMOps {cfg.name}: A2I review of LLM answers, routing, results into datasets",
+            )
+
+        tags = {"project": cfg.project, "environment": cfg.name, "cost-centre": cfg.cost_centre, "owner": cfg.owner}
+        for key, value in tags.items():
             Tags.of(self).add(key, value)
+        # Jobs the functions start at run time (labeling, training) carry the same tags.
+        from llmops.constructs.core.platform_function import PlatformFunction
+
+        cost_tags = json.dumps(tags, sort_keys=True)
+        for stack in self.stacks:
+            for child in stack.node.find_all():
+                if isinstance(child, PlatformFunction):
+                    child.add_environment("COST_TAGS", cost_tags)
         self.rule_packs = add_rule_packs(self, cfg) if nag else []
 
     @property

@@ -22,5 +22,5 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     redacted = sum(result["entity_counts"].values())
     metrics.add_metric(name="PiiEntitiesRedacted", unit=MetricUnit.Count, value=redacted)
     # Counts by type only: the PII itself is never logged.
-    logger.info("document enriched", extra={"key": event["document"]["key"], "entity_counts": result["entity_counts"]})
+    logger.info("document enriched", extra={"key": event.get("document", {}).get("key"), "entity_counts": result["entity_counts"]})
     return result

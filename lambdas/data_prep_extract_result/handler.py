@@ -11,6 +11,7 @@ from aws_lambda_powertools.utilities.data_classes import SNSEvent, event_source
 
 from lambdas.runtime.data_prep import workflow
 from lambdas.runtime.data_prep.aws import client
+from lambdas.runtime.data_prep.events import InvalidEvent
 
 logger = Logger()
 metrics = Metrics()
@@ -23,7 +24,10 @@ SETTINGS = workflow.Settings.from_env()
 def handler(event: SNSEvent, context: Any) -> list[dict[str, Any]]:
     results = []
     for record in event.records:
-        message = json.loads(record.sns.message)
+        try:
+            message = json.loads(record.sns.message)
+        except json.JSONDecodeError:
+            raise InvalidEvent(f"SNS message {record.sns.message_id} is not a Textract completion (not JSON)") from None
         result = workflow.finish_extraction(
             message,
             textract=client("textract"),

@@ -16,5 +16,5 @@ SETTINGS = workflow.Settings.from_env()
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     result = workflow.start_extraction(event, textract=client("textract"), dynamodb=client("dynamodb"), settings=SETTINGS)
-    logger.info("textract job started", extra={"job_id": result["job_id"], "key": event["document"]["key"]})
+    logger.info("textract job started", extra={"job_id": result["job_id"], "key": event.get("document", {}).get("key")})
     return result

@@ -15,6 +15,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from lambdas.runtime.data_prep import ground_truth
 from lambdas.runtime.data_prep.aws import client
+from lambdas.runtime.data_prep.events import InvalidEvent
 
 logger = Logger()
 metrics = Metrics()
@@ -24,15 +25,15 @@ SETTINGS = ground_truth.LabelingSettings.from_env(dict(os.environ))
 @logger.inject_lambda_context
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    if event.get("source") == "aws.sagemaker":
+    if isinstance(event, dict) and event.get("source") == "aws.sagemaker":
         job_name = ground_truth.labeling_job_name(event)
         result = ground_truth.complete_labeling(job_name, s3=client("s3"), sagemaker=client("sagemaker"), settings=SETTINGS)
         if result.get("published"):
             metrics.add_metric(name="LabeledDatasetVersions", unit=MetricUnit.Count, value=1)
         logger.info("labeling job state change", extra=result)
         return result
-    if event.get("action") == "start":
+    if isinstance(event, dict) and "action" in event:
         result = ground_truth.start_labeling(event, s3=client("s3"), sagemaker=client("sagemaker"), settings=SETTINGS)
         logger.info("labeling job started", extra=result)
         return result
-    raise ValueError("expected {'action': 'start', ...} or a SageMaker Ground Truth Labeling Job State Change event")
+    raise InvalidEvent("expected {'action': 'start', ...} or a SageMaker Ground Truth Labeling Job State Change event")

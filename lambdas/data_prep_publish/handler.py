@@ -19,6 +19,10 @@ SETTINGS = workflow.Settings.from_env()
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     result = workflow.publish(event, s3=client("s3"), settings=SETTINGS)
-    metrics.add_metric(name="DatasetVersionsPublished" if "dataset" in result else "DocumentsCurated", unit=MetricUnit.Count, value=1)
+    if "dataset" in result:
+        name = "DatasetVersionsDeduplicated" if result.get("deduplicated") else "DatasetVersionsPublished"
+    else:
+        name = "DocumentsCurated"
+    metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
     logger.info("published", extra=result)
     return result

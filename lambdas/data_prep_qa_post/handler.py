@@ -12,6 +12,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from lambdas.runtime.data_prep.aws import client
+from lambdas.runtime.data_prep.events import PostAnnotation, parse
 from lambdas.runtime.data_prep.ground_truth import consolidate_qa
 
 logger = Logger()
@@ -19,9 +20,9 @@ logger = Logger()
 
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: Any) -> list[dict[str, Any]]:
-    uri = event["payload"]["s3Uri"]
-    bucket, _, key = uri[len("s3://") :].partition("/")
+    request = parse(PostAnnotation, event, "Ground Truth consolidation request")
+    bucket, _, key = request.payload.s3_uri[len("s3://") :].partition("/")
     objects = json.loads(client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
-    result = consolidate_qa(event["labelAttributeName"], objects)
+    result = consolidate_qa(request.label_attribute_name, objects)
     logger.info("consolidated", extra={"objects": len(result)})
     return result

@@ -26,6 +26,8 @@ from lambdas.runtime.rag.store import store_from_env
 logger = Logger()
 metrics = Metrics()
 processor = BatchProcessor(event_type=EventType.SQS)
+# Skips that are normal S3 life, not problems: no warning, no DocumentsSkipped metric.
+QUIET_SKIPS = frozenset({"folder-marker", "superseded", "gone"})
 
 
 @lru_cache(maxsize=1)
@@ -47,6 +49,10 @@ def record_handler(record: SQSRecord) -> None:
         metrics.add_metric(name="EmbeddingThrottled", unit=MetricUnit.Count, value=1)
         logger.warning("embedding throttled; SQS will redeliver", extra={"message_id": record.message_id, "error": str(exc)})
         raise
+    if isinstance(outcome, Skipped) and outcome.reason in QUIET_SKIPS:
+        logger.info("event skipped", extra={"document_id": outcome.document_id, "reason": outcome.reason,
+                                            "detail": outcome.message, "message_id": record.message_id})
+        return
     if isinstance(outcome, Skipped):
         metrics.add_metric(name="DocumentsSkipped", unit=MetricUnit.Count, value=1)
         logger.warning("document skipped", extra={"document_id": outcome.document_id, "reason": outcome.reason,
@@ -63,6 +69,8 @@ def _record(outcome: IngestOutcome) -> None:
         metrics.add_metric(name="ChunksDeleted", unit=MetricUnit.Count, value=outcome.chunks)
     elif outcome.status == "unchanged":
         metrics.add_metric(name="DocumentsUnchanged", unit=MetricUnit.Count, value=1)
+    elif outcome.status == "superseded":  # an out-of-order event older than what the index holds
+        metrics.add_metric(name="EventsSuperseded", unit=MetricUnit.Count, value=1)
     else:
         metrics.add_metric(name="DocumentsIndexed", unit=MetricUnit.Count, value=1)
         metrics.add_metric(name="ChunksWritten", unit=MetricUnit.Count, value=outcome.chunks)

@@ -46,6 +46,7 @@ def apply_schema(environ: Mapping[str, str], *, deadline: float, secrets_client:
     import psycopg
 
     from lambdas.runtime.rag.pgvector import PgVectorStore
+    from lambdas.runtime.rag.store import StoreUnavailable
 
     store = PgVectorStore.from_env(environ, secrets_client=secrets_client)
     delay = 2.0
@@ -54,7 +55,7 @@ def apply_schema(environ: Mapping[str, str], *, deadline: float, secrets_client:
             try:
                 store.ensure_schema()
                 return
-            except psycopg.OperationalError as exc:
+            except (psycopg.OperationalError, StoreUnavailable) as exc:  # refused connect, or dropped mid-way
                 store.close()
                 if time.monotonic() + delay > deadline:
                     raise RuntimeError(f"could not reach the database to create the schema: {exc}") from exc

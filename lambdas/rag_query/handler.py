@@ -27,7 +27,7 @@ from lambdas.runtime.rag.query import (
     parse_request,
 )
 from lambdas.runtime.rag.retry import UpstreamThrottled
-from lambdas.runtime.rag.store import store_from_env
+from lambdas.runtime.rag.store import StoreUnavailable, store_from_env
 
 logger = Logger()
 metrics = Metrics()
@@ -96,6 +96,15 @@ def throttled(exc: UpstreamThrottled) -> Response:
     logger.warning("model throttled after retries", extra={"error": str(exc)})
     return Response(status_code=503, content_type="application/json",
                     body={"message": f"{exc}; retry later"}, headers={"Retry-After": "5"})
+
+
+@app.exception_handler(StoreUnavailable)
+def store_unavailable(exc: StoreUnavailable) -> Response:
+    # Within the API's 29 s: PG_CONNECT_TIMEOUT is sized below the function timeout (docs/rag.md).
+    metrics.add_metric(name="StoreUnavailable", unit=MetricUnit.Count, value=1)
+    logger.warning("vector store unavailable", extra={"error": str(exc)})
+    return Response(status_code=503, content_type="application/json",
+                    body={"message": str(exc)}, headers={"Retry-After": "10"})
 
 
 @app.exception_handler(PromptCatalogError)

@@ -15,6 +15,11 @@ import sys
 COMMAND_MODULES = (
     "llmops.cli.platform",
     "llmops.cli.pipelines",
+    "llmops.cli.cost",
+    "llmops.cli.delivery",
+    "llmops.cli.review",
+    "llmops.cli.experiments",
+    "llmops.cli.monitor_retraining",
 )
 OPTIONAL_COMMAND_MODULES = (
     "llmops.cli.local_rag",

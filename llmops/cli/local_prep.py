@@ -19,6 +19,9 @@ from pathlib import Path
 from llmops.cli.local_files import document_files, state_home
 
 SUPPORTED = (".txt", ".md", ".markdown", ".pdf")
+MB = 1024 * 1024
+# pypdf reads the whole file into memory; past this a laptop run is better done in the cloud.
+DEFAULT_MAX_MB = 100
 NOTICE = (
     "local prep: pypdf stands in for Amazon Textract (text only: no tables, layout, forms or OCR); "
     "PII found by the local regex/name-list detector, not Amazon Comprehend (patterned identifiers "
@@ -41,22 +44,38 @@ def register(registry: dict) -> None:
         "--entity-types", default="ALL",
         help="comma-separated PII types to redact: EMAIL,PHONE,SSN,CREDIT_DEBIT_NUMBER,IP_ADDRESS,NAME or ALL (default ALL)",
     )
+    prep.add_argument(
+        "--max-mb", type=float, default=DEFAULT_MAX_MB,
+        help=f"largest file to prepare, in MB; text files also stop at the cloud limit of 20 MB (default {DEFAULT_MAX_MB})",
+    )
     prep.set_defaults(func=run)
 
 
 
 
-def prepare_file(path: Path, key: str, *, mask: str, entity_types: tuple[str, ...]) -> dict:
-    """One file -> a curated document dict (raises a ``DataPrepError`` for bad input)."""
+def prepare_file(
+    path: Path, key: str, *, mask: str, entity_types: tuple[str, ...], max_bytes: int = DEFAULT_MAX_MB * MB
+) -> dict:
+    """One file -> a curated document dict (raises a ``DataPrepError`` for bad input).
+
+    Refused like the cloud path refuses them: empty files, files over ``max_bytes`` (and text
+    over the cloud's 20 MB), and files with no text left after cleaning (a 0-page document).
+    """
     from lambdas.runtime.data_prep.curated import build_curated
-    from lambdas.runtime.data_prep.documents import document_id_for, pdf_pages, text_pages
+    from lambdas.runtime.data_prep.documents import TEXT_TYPES, document_id_for, pdf_pages, text_pages
     from lambdas.runtime.data_prep.enrich import enrich_pages
-    from lambdas.runtime.data_prep.errors import CorruptDocument, UnsupportedDocument
+    from lambdas.runtime.data_prep.errors import CorruptDocument, DocumentTooLarge, UnsupportedDocument
     from lambdas.runtime.data_prep.local_pii import LocalPiiDetector
     from lambdas.runtime.data_prep.textract import Page
     from lambdas.runtime.data_prep.workflow import default_custom_step
 
     suffix = path.suffix.lower()
+    size = path.stat().st_size
+    if size == 0:
+        raise CorruptDocument(f"{key} is empty (0 bytes)")
+    limit = min(max_bytes, TEXT_TYPES.get(suffix, max_bytes))
+    if size > limit:
+        raise DocumentTooLarge(f"{key} is {size} bytes; the limit for {suffix or 'this file'} here is {limit} bytes (--max-mb)")
     data = path.read_bytes()
     if suffix == ".pdf":
         if not data.startswith(b"%PDF-"):
@@ -73,6 +92,8 @@ def prepare_file(path: Path, key: str, *, mask: str, entity_types: tuple[str, ..
         raise UnsupportedDocument(f"{key}: file type {suffix or '(none)'!r} is not supported locally; allowed: {', '.join(SUPPORTED)}")
     enriched = enrich_pages([Page(n, t) for n, t in raw_pages], detector=LocalPiiDetector(entity_types), mask=mask)
     cleaned = default_custom_step([{"page": p.page, "text": p.text} for p in enriched.pages])
+    if not cleaned:
+        raise CorruptDocument(f"{key}: no text to curate (only whitespace, or a PDF without a text layer)")
     enriched.pages = [Page(p["page"], p["text"]) for p in cleaned]
     return build_curated(
         document_id=document_id_for(key),
@@ -103,6 +124,10 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"error: --entity-types: {exc}", file=sys.stderr)
         return 2
+    if not args.max_mb > 0:
+        print(f"error: --max-mb must be a positive number of megabytes, got {args.max_mb}", file=sys.stderr)
+        return 2
+    max_bytes = int(args.max_mb * MB)
     out = Path(args.out).expanduser() if args.out else default_out()
     out.mkdir(parents=True, exist_ok=True)
     print(NOTICE, file=sys.stderr)
@@ -111,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
     for path in document_files(root):
         key = path.relative_to(base).as_posix()
         try:
-            doc = prepare_file(path, key, mask=args.mask, entity_types=entity_types)
+            doc = prepare_file(path, key, mask=args.mask, entity_types=entity_types, max_bytes=max_bytes)
         except (DataPrepError, OSError) as exc:
             failed += 1
             reason = {"schema": "llmops.quarantine-reason/v1", "error": type(exc).__name__, "reason": str(exc), "source": {"path": str(path)}}

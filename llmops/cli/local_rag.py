@@ -135,16 +135,20 @@ def _progress(files: list[Path], *, disabled: bool):
 
 
 def _parse_filters(items: list[str]) -> dict[str, object]:
+    """FIELD=VALUE pairs, each value read as the one type its field has (store.FILTER_FIELDS)."""
+    from lambdas.runtime.rag.store import FILTER_FIELDS
+
     filters: dict[str, object] = {}
     for item in items:
         name, sep, raw = item.partition("=")
         if not sep or not name:
             raise ValueError(f"--filter {item!r} must look like FIELD=VALUE")
         value: object = raw
-        if raw.lstrip("-").isdigit():
-            value = int(raw)
-        elif raw in ("true", "false"):
-            value = raw == "true"
+        if FILTER_FIELDS.get(name) is int:
+            try:
+                value = int(raw)
+            except ValueError:
+                raise ValueError(f"--filter {item!r}: {name} must be an integer") from None
         filters[name] = value
     return filters
 

@@ -9,12 +9,9 @@ and an event. Ground Truth labeling (workteam + jobs) is on when ``data_prep.wor
 from __future__ import annotations
 
 from aws_cdk import CfnOutput, Duration, Stack
-from aws_cdk import aws_cloudwatch as cloudwatch
-from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from llmops.config import EnvironmentConfig
@@ -43,7 +40,8 @@ class DataPrepStack(Stack):
         }
 
         self.dead_letter_queue = DeadLetterQueue(
-            self, "DeadLetterQueue", key=key, purpose="the data-prep rules, subscriptions and async functions"
+            self, "DeadLetterQueue", key=key, purpose="the data-prep rules, subscriptions and async functions",
+            alarm_actions=foundation.alarm_actions,
         )
 
         self.extraction = DocumentExtraction(
@@ -145,32 +143,30 @@ class DataPrepStack(Stack):
             )
         )
 
-        self.alarm_topic = sns.Topic(self, "Alarms", master_key=key, enforce_ssl=True, display_name="Data prep alarms")
-        self.workflow.failed_executions_alarm.add_alarm_action(cw_actions.SnsAction(self.alarm_topic))
-        self.dead_letter_alarm = cloudwatch.Alarm(
-            self,
-            "DeadLetterAlarm",
-            metric=self.dead_letter_queue.metric_approximate_number_of_messages_visible(period=Duration.minutes(5), statistic="Maximum"),
-            threshold=1,
-            evaluation_periods=1,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-            alarm_description="Data-prep events or Textract completions reached the dead-letter queue",
-        )
-        self.dead_letter_alarm.add_alarm_action(cw_actions.SnsAction(self.alarm_topic))
+        # Every alarm notifies the environment's alerts (foundation alarm topic).
+        self.dead_letter_alarm = self.dead_letter_queue.alarm
+        foundation.alarm_action(self.workflow.failed_executions_alarm)
+        self.alarm_topic = foundation.alarm_topic
 
         self.workteam: LabelingWorkteam | None = None
         self.labeling: LabelingJobs | None = None
         if prep.workteam.enabled:
-            self.workteam = LabelingWorkteam(
-                self,
-                "Workteam",
-                name=f"{cfg.name_prefix}-labeling",
-                key=key,
-                description=prep.workteam.description,
-                notify_workers=prep.workteam.notify_workers,
-                removal_policy=removal_policy(cfg),
-            )
+            team = prep.workteam
+            if team.existing_workteam_arn:
+                workteam_arn = team.existing_workteam_arn  # used as is: nothing of the team is created
+            else:
+                workforce = team.existing_workforce
+                self.workteam = LabelingWorkteam(
+                    self,
+                    "Workteam",
+                    name=f"{cfg.name_prefix}-labeling",
+                    key=key,
+                    description=team.description,
+                    notify_workers=team.notify_workers,
+                    removal_policy=removal_policy(cfg),
+                    existing_workforce=(workforce.user_pool_id, workforce.client_id) if workforce else None,
+                )
+                workteam_arn = self.workteam.workteam_arn
             self.labeling = LabelingJobs(
                 self,
                 "Labeling",
@@ -178,12 +174,11 @@ class DataPrepStack(Stack):
                 data=data,
                 artifacts=artifacts,
                 network=network,
-                workteam_arn=self.workteam.workteam_arn,
+                workteam_arn=workteam_arn,
                 dead_letter_queue=self.dead_letter_queue,
                 log_retention=log_retention,
             )
             CfnOutput(self, "LabelingFunctionName", value=self.labeling.function.function.function_name)
-            CfnOutput(self, "WorkteamArn", value=self.workteam.workteam_arn)
+            CfnOutput(self, "WorkteamArn", value=workteam_arn)
 
         CfnOutput(self, "StateMachineArn", value=self.state_machine.state_machine_arn)
-        CfnOutput(self, "AlarmTopicArn", value=self.alarm_topic.topic_arn)

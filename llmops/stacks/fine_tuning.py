@@ -93,7 +93,8 @@ class FineTuningStack(Stack):
 
         # --- dead-letter queue for events that could not be delivered ---------------------------
         self.dead_letter_queue = DeadLetterQueue(
-            self, "DeadLetterQueue", key=key, purpose="the fine-tuning trigger and approval rules"
+            self, "DeadLetterQueue", key=key, purpose="the fine-tuning trigger and approval rules",
+            alarm_actions=foundation.alarm_actions,
         )
 
         # --- optional MLflow tracking server ----------------------------------------------------
@@ -137,7 +138,15 @@ class FineTuningStack(Stack):
 
         self.trigger_role = iam.Role(self, "TriggerRole", assumed_by=iam.ServicePrincipal("events.amazonaws.com"),
                                      description="EventBridge: start fine-tuning pipelines on new dataset versions")
-        self.dead_letter_queue.grant_send_messages(iam.ServicePrincipal("events.amazonaws.com"))
+        # Queue policy only: grant_send_messages would also add an unconditioned key statement for
+        # EventBridge beside the foundation key's account-scoped one.
+        self.dead_letter_queue.add_to_resource_policy(iam.PolicyStatement(
+            sid="EventBridgeRulesOfThisAccount",
+            principals=[iam.ServicePrincipal("events.amazonaws.com")],
+            actions=["sqs:SendMessage"],
+            resources=[self.dead_letter_queue.queue_arn],
+            conditions={"ArnLike": {"aws:SourceArn": f"arn:{self.partition}:events:{self.region}:{self.account}:rule/*"}},
+        ))
         self.pipelines: dict[str, FineTuningPipeline] = {}
         self.alarms: dict[str, cloudwatch.Alarm] = {}
         for use_case, case in sorted(ft.use_cases.items()):
@@ -175,6 +184,7 @@ class FineTuningStack(Stack):
                 comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
                 treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
             )
+            foundation.alarm_action(self.alarms[use_case])
 
     def _grant_execution(self, cfg: EnvironmentConfig) -> None:
         """Least privilege for the pipeline service and the jobs it starts (same role)."""

@@ -23,7 +23,7 @@ from constructs import Construct
 
 from llmops.config import REPO_ROOT, EnvironmentConfig
 from llmops.constructs.core.scanner import scanner_exception
-from llmops.constructs.core import PlatformFunction, retention_days
+from llmops.constructs.core import PlatformFunction, api_alarms, retention_days
 from llmops.constructs.prompt_catalog import PromptCatalog
 from llmops.nag import acknowledge
 from llmops.stacks.foundation import FoundationStack, removal_policy
@@ -91,6 +91,7 @@ class PromptCatalogStack(Stack):
         )
         self.catalog.grant_write(self.api_function.role)
         self.api = self._api(key, log_retention)
+        foundation.alarm_action(*api_alarms(self, "CatalogApi", self.api, [self.api_function.function]))
 
         self.sync_function = PlatformFunction(
             self,

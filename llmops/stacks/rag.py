@@ -27,7 +27,7 @@ from constructs import Construct
 
 from llmops.config import ConfigError, EnvironmentConfig
 from llmops.constructs.core.scanner import scanner_exception
-from llmops.constructs.core import DeadLetterQueue, PlatformFunction, retention_days
+from llmops.constructs.core import DeadLetterQueue, PlatformFunction, api_alarms, retention_days
 from llmops.constructs.rag import VectorStore, vector_store_for
 from llmops.nag import acknowledge
 from llmops.stacks.foundation import FoundationStack, removal_policy
@@ -35,6 +35,19 @@ from llmops.stacks.foundation import FoundationStack, removal_policy
 INGEST_PREFIXES = ("uploads/", "curated/")
 QUARANTINE_PREFIX = "quarantine/"
 INGEST_MAX_CONCURRENCY = 5
+# API Gateway REST ends an integration at 29 s: the function stops first, so the caller gets its
+# answer or its 503, never a gateway timeout. The database connect wait fits inside with room for
+# a cold start (~3 s) and the secret read (docs/rag.md, "Timeouts").
+API_INTEGRATION_LIMIT_S = 29
+QUERY_TIMEOUT_S = 28
+QUERY_DB_CONNECT_TIMEOUT_S = 20
+# Ingest sizing from measured figures (docs/benchmarks.md, "RAG ingest sizing"): a 50 MB text
+# document is ~55k chunks, ~80 s to load and chunk, ~320 MB peak plus ~230 MB of float32 vectors
+# at 1024 dimensions; 2 GB holds that with room for the runtime and a PDF parser. A batch is as many
+# worst-case documents as fit the 15-minute limit at the embedding rates stated there.
+INGEST_MEMORY_MB = 2048
+INGEST_TIMEOUT_S = 900
+INGEST_BATCH_SIZE = {"sagemaker": 3, "bedrock": 1}  # Bedrock Titan embeds one text per call
 # Output dimensions of the Bedrock embedding models whose sizes are fixed or a known set.
 BEDROCK_EMBEDDING_DIMENSIONS = {
     "amazon.titan-embed-text-v2:0": (256, 512, 1024),
@@ -55,13 +68,20 @@ def check_rag_config(cfg: EnvironmentConfig) -> None:
                 f"{where}.vector_store.dimension: {rag.embedding_model_id} returns {'/'.join(map(str, allowed))} "
                 f"dimensions, got {cfg.vector_store.dimension}; allowed: {', '.join(map(str, allowed))}"
             )
-    needed = {"sqs", "kms"}
+    # No kms: S3, SQS and Secrets Manager call KMS for SSE themselves; the functions never call it.
+    needed: set[str] = set()
     for provider in {rag.embedding_provider, rag.llm_provider}:
         needed.add("bedrock_runtime" if provider == "bedrock" else "sagemaker_runtime")
     if cfg.vector_store.backend == "aurora-pgvector":
         needed.add("secrets_manager")
+    if cfg.vector_store.backend == "kendra":
+        needed.add("kendra")  # Retrieve from the query function; Kendra fills itself, so no ingest queue
+    else:
+        needed.add("sqs")  # the ingest function dead-letters quarantined documents
     missing = sorted(needed - set(cfg.network.interface_endpoints))
-    if missing and not cfg.network.existing_vpc_id:
+    # Kendra needs no VPC resource: with functions_in_vpc "when-needed" the RAG functions run outside it.
+    outside_vpc = cfg.vector_store.backend == "kendra" and cfg.network.functions_in_vpc == "when-needed"
+    if missing and not cfg.network.existing_vpc_id and not outside_vpc:
         raise ConfigError(
             f"{where}.network.interface_endpoints: the RAG functions in the isolated subnets need "
             f"{', '.join(missing)}; add them to the list"
@@ -87,6 +107,8 @@ class RagStack(Stack):
         log_retention = retention_days(cfg.log_retention_days)
         prefix = cfg.name_prefix
 
+        # The store's functions reach the collection (VPC endpoint) or cluster from the isolated subnets.
+        self.needs_vpc = cfg.vector_store.backend != "kendra"
         self.store: VectorStore = vector_store_for(
             self, "VectorStore", env_config=cfg, key=key, network=network,
             removal_policy=removal_policy(cfg, supports_snapshot=cfg.vector_store.backend == "aurora-pgvector"),
@@ -125,12 +147,16 @@ class RagStack(Stack):
             query_env["LLM_ENDPOINT_NAME"] = self.llm_endpoint
         else:
             query_env["LLM_MODEL_ID"] = rag.llm_model_id
+        if cfg.vector_store.backend == "aurora-pgvector":
+            # A resuming Aurora (~15 s) still connects; a longer wait ends as a 503 inside the API limit.
+            query_env["PG_CONNECT_TIMEOUT"] = str(QUERY_DB_CONNECT_TIMEOUT_S)
         if prompt_catalog is not None:  # else the default template in code (prompt "rag-answer", version 0)
             query_env["PROMPT_TABLE_NAME"] = prompt_catalog.table_name
         self.query_function = PlatformFunction(
             self, "QueryFunction", invoked_by="the RAG query REST API (API Gateway proxy integration)", entry="rag_query", runtime_packages=["rag", "prompt_catalog"], key=key, network=network,
+            needs_vpc=self.needs_vpc,
             description="RAG query: embed, retrieve, prompt, generate, cite", environment=query_env,
-            memory_size=1024, timeout=Duration.seconds(29), log_retention=log_retention,
+            memory_size=1024, timeout=Duration.seconds(QUERY_TIMEOUT_S), log_retention=log_retention,
         )
         self.store.grant_read(self.query_function)
         self._grant_embeddings(self.query_function)
@@ -138,18 +164,20 @@ class RagStack(Stack):
         if prompt_catalog is not None:
             prompt_catalog.grant_render(self.query_function.role)
         self.api = self._api(key, log_retention)
+        foundation.alarm_action(*api_alarms(self, "QueryApi", self.api, [self.query_function.function]))
 
     # -- pieces ----------------------------------------------------------------------------------
 
     def _ingestion(self, foundation: FoundationStack, common_env: dict[str, str], log_retention: logs.RetentionDays) -> None:
         cfg, key, data = self.env_config, foundation.key, foundation.data
         self.dead_letter_queue = DeadLetterQueue(
-            self, "IngestDeadLetterQueue", key=key, purpose="the RAG ingestion queue and its EventBridge rule"
+            self, "IngestDeadLetterQueue", key=key, purpose="the RAG ingestion queue and its EventBridge rule",
+            alarm_actions=foundation.alarm_actions,
         )
-        ingest_timeout = Duration.minutes(5)
+        ingest_timeout = Duration.seconds(INGEST_TIMEOUT_S)
         self.queue = sqs.Queue(
             self, "IngestQueue", encryption=sqs.QueueEncryption.KMS, encryption_master_key=key, enforce_ssl=True,
-            visibility_timeout=Duration.minutes(30),  # six times the function timeout, as Lambda advises
+            visibility_timeout=Duration.seconds(6 * INGEST_TIMEOUT_S),  # six times the function timeout, as Lambda advises
             retention_period=Duration.days(4),
             dead_letter_queue=sqs.DeadLetterQueue(queue=self.dead_letter_queue, max_receive_count=3),
         )
@@ -170,6 +198,7 @@ class RagStack(Stack):
         rag = cfg.rag
         self.ingest_function = PlatformFunction(
             self, "IngestFunction", invoked_by="its SQS event-source mapping (failures return to the queue and its redrive DLQ)", entry="rag_ingest", runtime_packages=["rag"], key=key, network=foundation.network,
+            needs_vpc=self.needs_vpc,
             description="RAG ingestion: load, chunk, embed and upsert documents from S3 events",
             environment={
                 **common_env,
@@ -178,11 +207,12 @@ class RagStack(Stack):
                 "QUARANTINE_PREFIX": QUARANTINE_PREFIX,
                 "DLQ_URL": self.dead_letter_queue.queue_url,
             },
-            memory_size=1024, timeout=ingest_timeout, log_retention=log_retention,
+            memory_size=INGEST_MEMORY_MB, timeout=ingest_timeout, log_retention=log_retention,
         )
         fn = self.ingest_function
         fn.function.add_event_source(sources.SqsEventSource(
-            self.queue, batch_size=10, max_batching_window=Duration.seconds(5), report_batch_item_failures=True,
+            self.queue, batch_size=INGEST_BATCH_SIZE.get(rag.embedding_provider, 1),
+            max_batching_window=Duration.seconds(5), report_batch_item_failures=True,
             max_concurrency=INGEST_MAX_CONCURRENCY,  # bounds the load on the embedding endpoint and the store
         ))
         for prefix in INGEST_PREFIXES:

@@ -89,22 +89,40 @@ class DatasetVersion:
     data_key: str
     manifest_key: str
     manifest: dict[str, Any]
+    deduplicated: bool = False  # True: an existing version had the same content; nothing was written
 
 
 def version_prefix(dataset: str, version: int) -> str:
     return f"{PREFIX}{dataset}/v{version}/"
 
 
-def latest_version(s3: Any, bucket: str, dataset: str) -> int:
-    """Highest N with a manifest under ``datasets/<dataset>/`` (0 when none)."""
+def _versions(s3: Any, bucket: str, dataset: str) -> tuple[int, list[int]]:
+    """(highest N with data or a manifest, every N that has a manifest)."""
     paginator = s3.get_paginator("list_objects_v2")
-    best = 0
+    best, manifests = 0, []
     for page in paginator.paginate(Bucket=bucket, Prefix=f"{PREFIX}{dataset}/v"):
         for obj in page.get("Contents", []):
-            m = re.fullmatch(rf"{re.escape(PREFIX + dataset)}/v(\d+)/(?:manifest\.json|data\.jsonl)", obj["Key"])
+            m = re.fullmatch(rf"{re.escape(PREFIX + dataset)}/v(\d+)/(manifest\.json|data\.jsonl)", obj["Key"])
             if m:
                 best = max(best, int(m.group(1)))
-    return best
+                if m.group(2) == "manifest.json":
+                    manifests.append(int(m.group(1)))
+    return best, sorted(manifests, reverse=True)
+
+
+def latest_version(s3: Any, bucket: str, dataset: str) -> int:
+    """Highest N with a manifest under ``datasets/<dataset>/`` (0 when none)."""
+    return _versions(s3, bucket, dataset)[0]
+
+
+def version_with_digest(s3: Any, bucket: str, dataset: str, digest: str, manifests: list[int]) -> DatasetVersion | None:
+    """The newest existing version whose data has sha256 ``digest``, or None."""
+    for version in manifests:
+        prefix = version_prefix(dataset, version)
+        manifest = json.loads(s3.get_object(Bucket=bucket, Key=prefix + "manifest.json")["Body"].read())
+        if manifest.get("sha256") == digest:
+            return DatasetVersion(dataset, version, prefix + "data.jsonl", prefix + "manifest.json", manifest, deduplicated=True)
+    return None
 
 
 def _is_precondition_failure(exc: Exception) -> bool:
@@ -122,7 +140,12 @@ def publish_dataset_version(
     sources: Sequence[str],
     attempts: int = 5,
 ) -> DatasetVersion:
-    """Write the next immutable version of ``dataset``: data.jsonl first, then its manifest."""
+    """Write the next immutable version of ``dataset``: data.jsonl first, then its manifest.
+
+    Content-addressed: when an existing version holds exactly these records (same sha256 of
+    data.jsonl), that version is returned with ``deduplicated=True`` and nothing is written, so
+    an identical re-upload neither adds a version nor starts a training run.
+    """
     if not _NAME.fullmatch(dataset):
         raise ValueError(f"dataset name {dataset!r} must be 1-63 of a-z 0-9 '-', starting with a letter or digit")
     if fmt not in FORMATS:
@@ -136,7 +159,10 @@ def publish_dataset_version(
             raise InvalidRecords(f"dataset {dataset}: record {i}: {exc}") from None
     body = encode_jsonl(records)
     digest = hashlib.sha256(body).hexdigest()
-    version = latest_version(s3, bucket, dataset)
+    version, manifests = _versions(s3, bucket, dataset)
+    existing = version_with_digest(s3, bucket, dataset, digest, manifests)
+    if existing is not None:
+        return existing
     for _ in range(attempts):
         version += 1
         prefix = version_prefix(dataset, version)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from lambdas.runtime.data_prep.errors import UnsupportedLanguage
-from lambdas.runtime.data_prep.spans import Span, clean_text, pii_needles, redact
+from lambdas.runtime.data_prep.spans import NeedleMatcher, Span, clean_text, pii_needles, redact
 from lambdas.runtime.data_prep.textract import Page
 
 PAGE_SEPARATOR = "\n\n"
@@ -63,34 +63,36 @@ def redact_pages(
     for t in texts:
         starts.append(pos)
         pos += len(t) + len(PAGE_SEPARATOR)
-    needles = pii_needles(whole, spans)
+    matcher = NeedleMatcher(pii_needles(whole, spans))
     counts: dict[str, int] = {}
     for span in spans:
         if span.end > span.start:
             counts[span.type] = counts.get(span.type, 0) + 1
     redacted = []
     for page, page_spans in zip(pages, _page_spans(spans, starts, [len(t) for t in texts])):
-        result = redact(page.text, page_spans, mask, needles)
+        result = redact(page.text, page_spans, mask, matcher)
         redacted.append(Page(page.page, result.text))
-    assert_no_leak([p.text for p in redacted], needles, mask)
+    assert_no_leak([p.text for p in redacted], matcher, mask)
     return redacted, counts
 
 
-def assert_no_leak(texts: Sequence[str], needles: dict[str, str], mask: str) -> None:
-    """Raise ``PiiLeak`` if any detected PII text survives outside a mask."""
-    masks = {mask.replace("{type}", t) for t in set(needles.values())} | {mask}
+def assert_no_leak(texts: Sequence[str], needles: dict[str, str] | NeedleMatcher, mask: str) -> None:
+    """Raise ``PiiLeak`` if any detected PII text survives as a word outside a mask."""
+    matcher = needles if isinstance(needles, NeedleMatcher) else NeedleMatcher(needles)
+    if not matcher.needles:
+        return
+    # One regex for every mask (merged spans carry joined types): masks become NUL, then one pass.
+    literal = sorted({mask.replace("{type}", t) for t in set(matcher.needles.values())} | {mask}, key=len, reverse=True)
+    patterns = [re.escape(m) for m in literal]
+    if "{type}" in mask:
+        prefix, _, suffix = mask.partition("{type}")
+        if prefix or suffix:
+            patterns.append(re.escape(prefix) + r"[A-Z_|]+" + re.escape(suffix))
+    masks = re.compile("|".join(patterns))
     for text in texts:
-        visible = text
-        # Masks of merged spans can carry joined types: remove the longest first.
-        for m in sorted(masks, key=len, reverse=True):
-            visible = visible.replace(m, "\x00")
-        if "{type}" in mask:
-            prefix, _, suffix = mask.partition("{type}")
-            if prefix or suffix:
-                visible = re.sub(re.escape(prefix) + r"[A-Z_|]+" + re.escape(suffix), "\x00", visible)
-        for needle in needles:
-            if needle in visible:
-                raise PiiLeak(f"detected PII of type {needles[needle]} survived redaction")
+        leaked = matcher.find(masks.sub("\x00", text))
+        if leaked:
+            raise PiiLeak(f"detected PII of type {leaked[0].type} survived redaction")
 
 
 def enrich_pages(

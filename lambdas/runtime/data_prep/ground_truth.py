@@ -23,6 +23,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from lambdas.runtime.cost_tags import cost_tags
 from lambdas.runtime.data_prep.spans import split_by_bytes
 
 TASK_TYPES = ("text-classification", "named-entity-recognition", "question-answer")
@@ -59,7 +60,7 @@ TEMPLATES = {
 <crowd-form>
   <crowd-classifier name="crowd-classifier" categories="{{ task.input.labels | to_json | escape }}"
                     header="Which category fits this text best?">
-    <classification-target>{{ task.input.taskObject }}</classification-target>
+    <classification-target>{{ task.input.taskObject | escape }}</classification-target>
     <full-instructions header="Instructions"><p>Read the text and choose the one category that fits it best.</p></full-instructions>
     <short-instructions><p>Choose the best category.</p></short-instructions>
   </crowd-classifier>
@@ -221,8 +222,8 @@ def auto_labeling_applies(task_type: str, object_count: int) -> bool:
 
 def pre_annotation(event: dict[str, Any]) -> dict[str, Any]:
     """Ground Truth pre-annotation request -> the task input the Q/A template shows."""
-    data = event.get("dataObject") or {}
-    text = data.get("source")
+    data = (event.get("dataObject") if isinstance(event, dict) else None) or {}
+    text = data.get("source") if isinstance(data, dict) else None
     if not isinstance(text, str) or not text.strip():
         # Nothing to ask about: Ground Truth skips objects that need no human annotation.
         return {"taskInput": {}, "isHumanAnnotationRequired": "false"}
@@ -263,7 +264,7 @@ def output_to_records(task_type: str, label_attribute: str, lines: Iterable[str]
     fmt = "text-label" if task_type == "text-classification" else "instruction"
     records: list[dict[str, Any]] = []
     skipped = 0
-    for line in lines:
+    for n, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         obj = json.loads(line)
@@ -283,7 +284,7 @@ def output_to_records(task_type: str, label_attribute: str, lines: Iterable[str]
             entities = (label.get("annotations") or {}).get("entities") or []
             spans = [
                 {"label": e["label"], "text": source[e["startOffset"] : e["endOffset"]]}
-                for e in sorted(entities, key=lambda e: (e["startOffset"], e["endOffset"]))
+                for e in sorted((_entity(e, source, n) for e in entities), key=lambda e: (e["startOffset"], e["endOffset"]))
             ]
             records.append({"instruction": NER_INSTRUCTION, "input": source, "response": json.dumps(spans, ensure_ascii=False)})
         else:
@@ -293,6 +294,22 @@ def output_to_records(task_type: str, label_attribute: str, lines: Iterable[str]
             for pair in pairs:
                 records.append({"instruction": pair["question"], "input": source, "response": pair["answer"]})
     return fmt, records, skipped
+
+
+def _entity(entity: Any, source: str, line: int) -> dict[str, Any]:
+    """An NER annotation with offsets inside its text, or ``InvalidRecords`` naming the line."""
+    from lambdas.runtime.data_prep.errors import InvalidRecords
+
+    start = entity.get("startOffset") if isinstance(entity, dict) else None
+    end = entity.get("endOffset") if isinstance(entity, dict) else None
+    label = entity.get("label") if isinstance(entity, dict) else None
+    if not isinstance(label, str) or not label:
+        raise InvalidRecords(f"output manifest line {line}: an entity has no label: {entity!r}")
+    if not (isinstance(start, int) and isinstance(end, int) and 0 <= start < end <= len(source)):
+        raise InvalidRecords(
+            f"output manifest line {line}: entity {label!r} offsets {start}-{end} lie outside its text of {len(source)} characters"
+        )
+    return entity
 
 
 # --- job lifecycle (the data_prep_labeling function) ---------------------------------------------
@@ -336,17 +353,14 @@ def _read_curated(s3: Any, bucket: str, document_ids: Sequence[str]) -> list[dic
 
 
 def start_labeling(request: dict[str, Any], *, s3: Any, sagemaker: Any, settings: LabelingSettings) -> dict[str, Any]:
-    """``{"job_name", "task_type", "labels", "document_ids", "dataset"}`` -> a started labeling job."""
-    for name in ("job_name", "task_type", "document_ids", "dataset"):
-        if not request.get(name):
-            raise ValueError(f"labeling request: {name!r} is required")
-    task_type = request["task_type"]
-    _check_task(task_type)
-    labels = tuple(request.get("labels") or ())
-    if task_type != "question-answer" and not labels:
-        raise ValueError(f"labeling request: 'labels' is required for {task_type}")
-    job = request["job_name"]
-    lines = manifest_lines(_read_curated(s3, settings.data_bucket, request["document_ids"]))
+    """``{"action": "start", "job_name", "task_type", "labels", "document_ids", "dataset"}`` -> a started job."""
+    from lambdas.runtime.data_prep.events import LabelingStart, parse
+
+    req_in = parse(LabelingStart, request, "labeling request")
+    task_type = req_in.task_type
+    labels = tuple(req_in.labels)
+    job = req_in.job_name
+    lines = manifest_lines(_read_curated(s3, settings.data_bucket, req_in.document_ids))
     if not lines:
         raise ValueError("labeling request: the curated documents have no text to label")
     prefix = f"labeling/{job}/"
@@ -369,11 +383,12 @@ def start_labeling(request: dict[str, Any], *, s3: Any, sagemaker: Any, settings
         object_count=len(lines),
         custom_pre_lambda_arn=settings.qa_pre_lambda_arn,
         custom_post_lambda_arn=settings.qa_post_lambda_arn,
-        workers_per_object=int(request.get("workers_per_object", 1)),
+        workers_per_object=req_in.workers_per_object,
         partition=settings.partition,
     )
     kwargs = create_labeling_job_kwargs(req)
-    kwargs["Tags"].append({"Key": "llmops:dataset", "Value": request["dataset"]})
+    kwargs["Tags"].append({"Key": "llmops:dataset", "Value": req_in.dataset})
+    kwargs["Tags"] += cost_tags()  # cost allocation reports see labeling jobs like stack resources
     response = sagemaker.create_labeling_job(**kwargs)
     return {
         "labeling_job_arn": response["LabelingJobArn"],

@@ -27,9 +27,17 @@ def reason_key(key: str) -> str:
     return quarantine_key(key) + ".reason.json"
 
 
-def _error_fields(error: dict[str, Any] | None) -> tuple[str, str]:
-    """(name, message) from a Step Functions catch output ``{"Error", "Cause"}``."""
-    error = error or {}
+def _error_fields(error: Any) -> tuple[str, str]:
+    """(name, message) from a Step Functions catch output ``{"Error", "Cause"}``.
+
+    Anything else is accepted too: a string is the message, other values are shown as JSON.
+    """
+    if error is None:
+        error = {}
+    if isinstance(error, str):
+        error = {"Cause": error}
+    if not isinstance(error, dict):
+        error = {"Cause": json.dumps(error, default=str)[:4000]}
     name = str(error.get("Error") or "Unknown")
     cause = error.get("Cause") or ""
     message = cause
@@ -37,8 +45,9 @@ def _error_fields(error: dict[str, Any] | None) -> tuple[str, str]:
         # A Lambda error's Cause is JSON: {"errorMessage", "errorType", "stackTrace"}.
         try:
             parsed = json.loads(cause)
-            message = parsed.get("errorMessage") or cause
-            name = parsed.get("errorType") or name
+            if isinstance(parsed, dict):
+                message = parsed.get("errorMessage") or cause
+                name = str(parsed.get("errorType") or name)
         except json.JSONDecodeError:
             pass
     return name, str(message)[:4000]
@@ -51,13 +60,16 @@ def quarantine_document(
     bucket: str,
     key: str,
     version_id: str | None,
-    error: dict[str, Any] | None,
+    error: Any,
     execution_id: str | None = None,
     event_bus_name: str = "default",
     stage: str | None = None,
+    notes: list[str] | None = None,
 ) -> dict[str, Any]:
     """Copy the object to ``quarantine/<key>``, write ``<key>.reason.json``, emit the event."""
     name, message = _error_fields(error)
+    if notes:
+        message = f"{message} ({'; '.join(notes)})" if message else "; ".join(notes)
     copied = False
     size = None
     try:
@@ -69,11 +81,12 @@ def quarantine_document(
                 source["VersionId"] = version_id
             s3.copy_object(Bucket=bucket, Key=quarantine_key(key), CopySource=source)
             copied = True
-    except Exception as exc:  # the object may be gone; the reason file must still be written
-        code = getattr(exc, "response", {}).get("Error", {}).get("Code")
-        if code not in ("404", "NoSuchKey", "NoSuchVersion", "NotFound"):
-            raise
-        message = f"{message} (source object not found when quarantining)"
+    except Exception as exc:  # the object may be gone or unreadable; the reason file must still be written
+        code = (getattr(exc, "response", None) or {}).get("Error", {}).get("Code")
+        if code in ("404", "NoSuchKey", "NoSuchVersion", "NotFound"):
+            message = f"{message} (source object not found when quarantining)"
+        else:
+            message = f"{message} (source object not copied: {code or type(exc).__name__})"
     reason = {
         "schema": "llmops.quarantine-reason/v1",
         "error": name,

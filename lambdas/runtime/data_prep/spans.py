@@ -121,16 +121,45 @@ def union_spans(spans: Iterable[Span]) -> list[Span]:
     return merged
 
 
-def occurrences(text: str, needle: str) -> list[tuple[int, int]]:
-    """Every (possibly overlapping) occurrence of ``needle`` in ``text``."""
-    found = []
-    if not needle:
+def _is_word(ch: str) -> bool:
+    return ch.isalnum() or ch == "_"
+
+
+class NeedleMatcher:
+    """Whole-word occurrences of many needles in one pass (Aho-Corasick), linear in the text.
+
+    A needle that starts (ends) with a word character matches only where the text does not
+    continue the word on that side: "Ann" matches "Ann" and "Ann," but not "Annual". Matches may
+    overlap; each is reported. Build it once per document and reuse it for every page.
+    """
+
+    def __init__(self, needles: Mapping[str, str]) -> None:
+        self.needles = dict(needles)
+        self._automaton = None
+        if self.needles:
+            # Imported here: only the functions that redact carry the native wheel.
+            import ahocorasick
+
+            automaton = ahocorasick.Automaton()
+            for needle, kind in self.needles.items():
+                if needle:
+                    automaton.add_word(needle, (len(needle), kind, _is_word(needle[0]), _is_word(needle[-1])))
+            automaton.make_automaton()
+            self._automaton = automaton
+
+    def find(self, text: str) -> list[Span]:
+        if self._automaton is None or not text:
+            return []
+        found = []
+        n = len(text)
+        for last, (length, kind, word_start, word_end) in self._automaton.iter(text):
+            start, end = last - length + 1, last + 1
+            if word_start and start > 0 and _is_word(text[start - 1]):
+                continue
+            if word_end and end < n and _is_word(text[end]):
+                continue
+            found.append(Span(start, end, kind))
         return found
-    i = text.find(needle)
-    while i != -1:
-        found.append((i, i + len(needle)))
-        i = text.find(needle, i + 1)
-    return found
 
 
 @dataclass(frozen=True)
@@ -158,14 +187,16 @@ def redact(
     text: str,
     detected: Sequence[Span],
     mask: str = "[{type}]",
-    needles: Mapping[str, str] | None = None,
+    needles: Mapping[str, str] | NeedleMatcher | None = None,
 ) -> Redaction:
-    """Mask every detected span, and every occurrence of every needle (detected PII text).
+    """Mask every detected span, and every whole-word repeat of every needle (detected PII text).
 
     The needles are why no detected PII survives: a name found once is masked wherever else it
-    appears, even where a piece boundary or a low score hid it. By default they come from
-    ``detected``; pass ``pii_needles`` of a whole document to apply them across its pages.
-    ``mask`` may contain ``{type}`` (e.g. ``[NAME]``); overlapping types join with '|'.
+    appears as a word, even where a piece boundary or a low score hid it, but never inside
+    another word ("Ann" leaves "Annual" alone). By default they come from ``detected``; pass a
+    ``NeedleMatcher`` of a whole document's ``pii_needles`` to apply them across its pages.
+    One pass over the text whatever the number of needles. ``mask`` may contain ``{type}``
+    (e.g. ``[NAME]``); overlapping types join with '|'.
     """
     counts: dict[str, int] = {}
     covering: list[Span] = []
@@ -178,8 +209,8 @@ def redact(
         covering.append(span)
     if needles is None:
         needles = pii_needles(text, detected)
-    for needle, kind in needles.items():
-        covering.extend(Span(a, b, kind) for a, b in occurrences(text, needle))
+    matcher = needles if isinstance(needles, NeedleMatcher) else NeedleMatcher(needles)
+    covering.extend(matcher.find(text))
     merged = union_spans(covering)
     out: list[str] = []
     pos = 0

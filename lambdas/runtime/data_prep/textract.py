@@ -9,7 +9,8 @@ footers and printed page numbers are dropped because the page number is kept as 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import hashlib
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +44,19 @@ class JobNotFinished(RuntimeError):
     """Results were asked for while the job is still IN_PROGRESS."""
 
 
+class ResultsOutOfOrder(RuntimeError):
+    """Textract returned blocks of a page after blocks of a later page (streaming needs page order)."""
+
+
+def request_token(*parts: str | None) -> str:
+    """A ``ClientRequestToken`` (1-64 of [a-zA-Z0-9-_]) that is the same for the same parts.
+
+    Textract answers a repeated token with the JobId it already started, so a retried start
+    (Lambda or Step Functions retry of the same execution) never runs a second, billed job.
+    """
+    return hashlib.sha256("\x1f".join(p or "" for p in parts).encode("utf-8")).hexdigest()[:64]
+
+
 def start_job(
     textract: Any,
     *,
@@ -54,8 +68,12 @@ def start_job(
     role_arn: str,
     job_tag: str | None = None,
     kms_key_id: str | None = None,
+    client_request_token: str | None = None,
 ) -> str:
-    """Start text detection (no features) or document analysis; completion goes to SNS."""
+    """Start text detection (no features) or document analysis; completion goes to SNS.
+
+    ``client_request_token`` makes the start idempotent (see ``request_token``).
+    """
     unknown = sorted(set(features) - set(FEATURES))
     if unknown:
         raise ValueError(f"unknown Textract feature(s) {unknown}; allowed: {list(FEATURES)}")
@@ -70,6 +88,8 @@ def start_job(
         kwargs["JobTag"] = job_tag[:64]
     if kms_key_id:
         kwargs["KMSKeyId"] = kms_key_id
+    if client_request_token:
+        kwargs["ClientRequestToken"] = client_request_token
     try:
         if features:
             response = textract.start_document_analysis(FeatureTypes=list(features), **kwargs)
@@ -109,6 +129,65 @@ def fetch_job(textract: Any, job_id: str, *, analysis: bool, max_results: int = 
         result.warnings.extend(response.get("Warnings", []))
         token = response.get("NextToken")
         if not token or status == "FAILED":
+            return result
+        request["NextToken"] = token
+
+
+def stream_job(
+    textract: Any, job_id: str, *, analysis: bool, on_page: Callable[[Page], None], max_results: int = 1000
+) -> JobResult:
+    """Page through a finished job, rendering each page as soon as its blocks are complete.
+
+    Only the current page's blocks (plus one response of up to ``max_results``) are held, not
+    the whole document's: a 3,000-page job would otherwise keep millions of blocks in memory.
+    Textract returns results in page order; a block of an already rendered page raises
+    ``ResultsOutOfOrder`` rather than producing a page with missing text. Pages go to
+    ``on_page`` only when the job SUCCEEDED; otherwise the rest is read for its warnings.
+    """
+    get = textract.get_document_analysis if analysis else textract.get_document_text_detection
+    request: dict[str, Any] = {"JobId": job_id, "MaxResults": max_results}
+    result: JobResult | None = None
+    current: int | None = None
+    held: list[Block] = []
+    done: set[int] = set()
+
+    def flush() -> None:
+        if current is not None and held:
+            on_page(_render_page(current, held))
+            done.add(current)
+
+    while True:
+        try:
+            response = get(**request)
+        except Exception as exc:
+            raise_if_throttled(exc, "Textract")
+            raise
+        status = response["JobStatus"]
+        if status == "IN_PROGRESS":
+            raise JobNotFinished(f"Textract job {job_id} is still IN_PROGRESS")
+        if result is None:
+            result = JobResult(
+                job_id=job_id,
+                status=status,
+                status_message=response.get("StatusMessage"),
+                blocks=[],
+                page_count=(response.get("DocumentMetadata") or {}).get("Pages"),
+                model_version=response.get("DetectDocumentTextModelVersion") or response.get("AnalyzeDocumentModelVersion"),
+            )
+        result.responses += 1
+        result.warnings.extend(response.get("Warnings", []))
+        if result.status == "SUCCEEDED":
+            for block in response.get("Blocks", []):
+                number = int(block.get("Page", 1))
+                if number != current:
+                    if number in done or (current is not None and number < current):
+                        raise ResultsOutOfOrder(f"Textract job {job_id}: blocks of page {number} came after page {current}")
+                    flush()
+                    current, held = number, []
+                held.append(block)
+        token = response.get("NextToken")
+        if not token or status == "FAILED":
+            flush()
             return result
         request["NextToken"] = token
 
@@ -328,19 +407,19 @@ class _PageRenderer:
         return text
 
 
+def _render_page(number: int, page_blocks: Sequence[Block], by_id: dict[str, Block] | None = None) -> Page:
+    # Relationships (words of a line, cells of a table) stay within a page.
+    by_id = by_id if by_id is not None else {b["Id"]: b for b in page_blocks if "Id" in b}
+    renderer = _PageRenderer(page_blocks, by_id)
+    if any(b["BlockType"].startswith("LAYOUT_") for b in page_blocks):
+        return Page(number, renderer.render_with_layout())
+    return Page(number, renderer.render_lines())
+
+
 def blocks_to_pages(blocks: Sequence[Block]) -> list[Page]:
     """Turn a job's blocks (all NextToken pages together) into one Markdown text per page."""
     by_id = {b["Id"]: b for b in blocks if "Id" in b}
     per_page: dict[int, list[Block]] = {}
     for block in blocks:
         per_page.setdefault(int(block.get("Page", 1)), []).append(block)
-    pages = []
-    for number in sorted(per_page):
-        page_blocks = per_page[number]
-        renderer = _PageRenderer(page_blocks, by_id)
-        if any(b["BlockType"].startswith("LAYOUT_") for b in page_blocks):
-            text = renderer.render_with_layout()
-        else:
-            text = renderer.render_lines()
-        pages.append(Page(number, text))
-    return pages
+    return [_render_page(number, per_page[number], by_id) for number in sorted(per_page)]

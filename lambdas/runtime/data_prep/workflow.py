@@ -22,10 +22,20 @@ from lambdas.runtime.data_prep import curated as curated_mod
 from lambdas.runtime.data_prep import datasets as datasets_mod
 from lambdas.runtime.data_prep.comprehend import ENTITY_LANGUAGES, PII_LANGUAGES, ComprehendAnalyzer
 from lambdas.runtime.data_prep.documents import SourceDocument, classify_upload, dumps, read_head_tail, text_pages
-from lambdas.runtime.data_prep.enrich import EnrichedDocument, enrich_pages
+from lambdas.runtime.data_prep.enrich import PAGE_SEPARATOR, EnrichedDocument, enrich_pages
 from lambdas.runtime.data_prep.errors import CorruptDocument
+from lambdas.runtime.data_prep.events import (
+    CustomStepInput,
+    Document,
+    EnrichInput,
+    ExtractStart,
+    ObjectCreated,
+    PublishInput,
+    TextractCompletion,
+    parse,
+)
 from lambdas.runtime.data_prep.quarantine import quarantine_document
-from lambdas.runtime.data_prep.textract import Page, blocks_to_pages, check_status, fetch_job, start_job
+from lambdas.runtime.data_prep.textract import Page, check_status, request_token, start_job, stream_job
 
 WORK_PREFIX = "dataprep/work/"
 TOKEN_TTL_S = 7 * 24 * 3600
@@ -75,8 +85,8 @@ class Settings:
         )
 
 
-def _source(event: dict[str, Any]) -> SourceDocument:
-    return SourceDocument.from_dict(event["document"])
+def _source(document: Document) -> SourceDocument:
+    return SourceDocument.from_dict(document.model_dump())
 
 
 def _put_json(s3: Any, bucket: str, key: str, data: Any) -> str:
@@ -93,13 +103,11 @@ def _get_json(s3: Any, bucket: str, key: str) -> Any:
 
 def upload_from_event(event: dict[str, Any]) -> tuple[str, str, str | None]:
     """(bucket, key, version_id) from an EventBridge "Object Created" event (or its detail)."""
-    detail = event.get("detail", event)
-    try:
-        bucket = detail["bucket"]["name"]
-        key = detail["object"]["key"]
-    except (KeyError, TypeError):
-        raise ValueError("event is not an S3 'Object Created' event: detail.bucket.name and detail.object.key are required") from None
-    return bucket, key, detail["object"].get("version-id")
+    detail = event.get("detail", event) if isinstance(event, dict) else event
+    created = parse(
+        ObjectCreated, detail, "event is not an S3 'Object Created' event (detail.bucket.name and detail.object.key are required)"
+    )
+    return created.bucket.name, created.object.key, created.object.version_id
 
 
 def validate(event: dict[str, Any], s3: Any) -> dict[str, Any]:
@@ -125,8 +133,8 @@ def validate(event: dict[str, Any], s3: Any) -> dict[str, Any]:
 
 def start_extraction(event: dict[str, Any], *, textract: Any, dynamodb: Any, settings: Settings) -> dict[str, Any]:
     """Step 1a (``.waitForTaskToken``): start the Textract job and park the task token."""
-    doc = _source(event)
-    token = event["task_token"]
+    req = parse(ExtractStart, event, "Extract step input")
+    doc, token = _source(req.document), req.task_token
     job_id = start_job(
         textract,
         bucket=doc.bucket,
@@ -136,6 +144,8 @@ def start_extraction(event: dict[str, Any], *, textract: Any, dynamodb: Any, set
         topic_arn=settings.textract_topic_arn,
         role_arn=settings.textract_role_arn,
         job_tag=re.sub(r"[^a-zA-Z0-9_.\-:]", "-", doc.document_id)[:64],
+        # Same execution and object version -> same token -> the job already started, not a second one.
+        client_request_token=request_token(req.execution_id, doc.bucket, doc.key, doc.version_id),
     )
     dynamodb.put_item(
         TableName=settings.jobs_table,
@@ -159,16 +169,16 @@ def finish_extraction(
     PARTIAL_SUCCESS (and any error reading results) -> ``SendTaskFailure`` with the error
     name the state machine catches, so the document is quarantined with the reason.
     """
-    job_id = message["JobId"]
+    job_id = parse(TextractCompletion, message, "Textract completion message").job_id
     item = dynamodb.get_item(TableName=settings.jobs_table, Key={"job_id": {"S": job_id}}, ConsistentRead=True).get("Item")
     if item is None:
         raise LookupError(f"no task token stored for Textract job {job_id} (expired, or started elsewhere)")
     token = item["task_token"]["S"]
     doc = SourceDocument.from_dict(json.loads(item["document"]["S"]))
     try:
-        result = fetch_job(textract, job_id, analysis=item.get("analysis", {}).get("BOOL", False))
+        pages: list[Page] = []
+        result = stream_job(textract, job_id, analysis=item.get("analysis", {}).get("BOOL", False), on_page=pages.append)
         check_status(result)
-        pages = blocks_to_pages(result.blocks)
         key = f"{WORK_PREFIX}{doc.document_id}/{job_id}/extracted.json"
         _put_json(s3, settings.artifacts_bucket, key, {"job_id": job_id, "pages": [{"page": p.page, "text": p.text} for p in pages]})
         output = {"extracted_key": key, "job_id": job_id, "page_count": len(pages), "result_pages": result.responses}
@@ -194,9 +204,9 @@ def finish_extraction(
 # --- 2. enrich ---------------------------------------------------------------------------------
 
 
-def _load_pages(event: dict[str, Any], doc: SourceDocument, s3: Any, settings: Settings) -> list[Page]:
-    if doc.kind == "textract":
-        extracted = _get_json(s3, settings.artifacts_bucket, event["extraction"]["extracted_key"])
+def _load_pages(req: EnrichInput, doc: SourceDocument, s3: Any, settings: Settings) -> list[Page]:
+    if doc.kind == "textract" and req.extraction is not None:
+        extracted = _get_json(s3, settings.artifacts_bucket, req.extraction.extracted_key)
         return [Page(p["page"], p["text"]) for p in extracted["pages"]]
     extra = {"VersionId": doc.version_id} if doc.version_id else {}
     body = s3.get_object(Bucket=doc.bucket, Key=doc.key, **extra)["Body"].read()
@@ -209,7 +219,8 @@ def _load_pages(event: dict[str, Any], doc: SourceDocument, s3: Any, settings: S
 
 def enrich(event: dict[str, Any], *, s3: Any, comprehend: Any, settings: Settings) -> dict[str, Any]:
     """Step 2: PII redaction, language, entities, key phrases, optional classification."""
-    doc = _source(event)
+    req = parse(EnrichInput, event, "Enrich step input")
+    doc = _source(req.document)
     analyzer = ComprehendAnalyzer(
         comprehend,
         pii_entity_types=settings.pii_entity_types,
@@ -218,7 +229,7 @@ def enrich(event: dict[str, Any], *, s3: Any, comprehend: Any, settings: Setting
     )
     if doc.kind == "records":
         return _enrich_records(doc, s3=s3, analyzer=analyzer, settings=settings)
-    pages = _load_pages(event, doc, s3, settings)
+    pages = _load_pages(req, doc, s3, settings)
     enriched = enrich_pages(
         pages, detector=analyzer, analyzer=analyzer, mask=settings.mask, pii_languages=PII_LANGUAGES, entity_languages=ENTITY_LANGUAGES
     )
@@ -251,12 +262,22 @@ def _enrich_records(doc: SourceDocument, *, s3: Any, analyzer: ComprehendAnalyze
     fmt, records = datasets_mod.parse_records(lines, doc.key)
     fields = [(i, name) for i, r in enumerate(records) for name in sorted(r)]
     pages = [Page(n + 1, records[i][name]) for n, (i, name) in enumerate(fields)]
-    enriched = enrich_pages(pages, detector=analyzer, analyzer=None, language=None, mask=settings.mask)
+    # The dataset's dominant language decides PII detection, as for documents; one Comprehend
+    # call on its opening (records of one dataset share a language).
+    language = analyzer.dominant_language(PAGE_SEPARATOR.join(p.text for p in pages))
+    enriched = enrich_pages(
+        pages, detector=analyzer, analyzer=None, language=language, mask=settings.mask, pii_languages=PII_LANGUAGES
+    )
     redacted = [dict(r) for r in records]
     for (i, name), page in zip(fields, enriched.pages):
         redacted[i][name] = page.text
     key = f"{WORK_PREFIX}{doc.document_id}/records.json"
-    _put_json(s3, settings.artifacts_bucket, key, {"format": fmt, "records": redacted, "entity_counts": enriched.entity_counts})
+    _put_json(
+        s3,
+        settings.artifacts_bucket,
+        key,
+        {"format": fmt, "records": redacted, "entity_counts": enriched.entity_counts, "language": language},
+    )
     return {"enriched_key": key, "entity_counts": enriched.entity_counts, "comprehend_requests": analyzer.requests}
 
 
@@ -282,8 +303,8 @@ def custom_step(event: dict[str, Any], *, s3: Any, settings: Settings) -> dict[s
     ``{enriched_key, custom_step}``. A replacement Lambda keeps this contract; to reject a
     document it raises an error (its name and message become the quarantine reason).
     """
-    doc = _source(event)
-    key = event["enriched_key"]
+    req = parse(CustomStepInput, event, "CustomStep input")
+    doc, key = _source(req.document), req.enriched_key
     if doc.kind == "records":
         return {"enriched_key": key, "custom_step": None}
     work = _get_json(s3, settings.artifacts_bucket, key)
@@ -298,8 +319,9 @@ def custom_step(event: dict[str, Any], *, s3: Any, settings: Settings) -> dict[s
 
 def publish(event: dict[str, Any], *, s3: Any, settings: Settings) -> dict[str, Any]:
     """Step 4: the curated document (RAG reads it) or, for dataset uploads, a dataset version."""
-    doc = _source(event)
-    work = _get_json(s3, settings.artifacts_bucket, event["custom"]["enriched_key"])
+    req = parse(PublishInput, event, "Publish step input")
+    doc = _source(req.document)
+    work = _get_json(s3, settings.artifacts_bucket, req.custom.enriched_key)
     if doc.kind == "records":
         version = datasets_mod.publish_dataset_version(
             s3,
@@ -309,7 +331,12 @@ def publish(event: dict[str, Any], *, s3: Any, settings: Settings) -> dict[str, 
             records=work["records"],
             sources=[f"s3://{doc.bucket}/{doc.key}" + (f"?versionId={doc.version_id}" if doc.version_id else "")],
         )
-        return {"dataset": version.dataset, "version": version.version, "manifest_key": version.manifest_key}
+        return {
+            "dataset": version.dataset,
+            "version": version.version,
+            "manifest_key": version.manifest_key,
+            "deduplicated": version.deduplicated,
+        }
     enriched = EnrichedDocument(
         pages=[Page(p["page"], p["text"]) for p in work["pages"]],
         language=work["language"],
@@ -319,14 +346,13 @@ def publish(event: dict[str, Any], *, s3: Any, settings: Settings) -> dict[str, 
         key_phrases=work["key_phrases"],
         classification=work["classification"],
     )
-    extraction = event.get("extraction") or {}
     curated = curated_mod.build_curated(
         document_id=doc.document_id,
         source={"bucket": doc.bucket, "key": doc.key, "version_id": doc.version_id},
         enriched=enriched,
         extractor="textract" if doc.kind == "textract" else "text",
-        textract_job_id=extraction.get("job_id"),
-        custom_step=(event.get("custom") or {}).get("custom_step"),
+        textract_job_id=req.extraction.job_id if req.extraction else None,
+        custom_step=req.custom.custom_step,
     )
     key = curated_mod.write_curated(s3, settings.data_bucket, curated)
     return {"curated_key": key, "pages": len(curated["pages"])}
@@ -335,16 +361,28 @@ def publish(event: dict[str, Any], *, s3: Any, settings: Settings) -> dict[str, 
 # --- quarantine ----------------------------------------------------------------------------------
 
 
-def quarantine(event: dict[str, Any], *, s3: Any, events: Any, settings: Settings) -> dict[str, Any]:
-    """Catch path: ``{input, error, execution_id}`` -> quarantine copy, reason file, event."""
+def quarantine(event: Any, *, s3: Any, events: Any, settings: Settings) -> dict[str, Any]:
+    """Catch path: ``{input, error, execution_id}`` -> quarantine copy, reason file, event.
+
+    Never fails on what it is given: a missing or odd ``input``, an ``error`` that is a string
+    (or anything else), a ``document`` without a key all still end in a reason file that says
+    what arrived. Only S3 or EventBridge refusing the writes fails the execution (and alarms).
+    """
+    event = event if isinstance(event, dict) else {"input": event}
+    original = event.get("input")
+    notes = []
     try:
-        bucket, key, version_id = upload_from_event(event.get("input") or {})
+        bucket, key, version_id = upload_from_event(original if isinstance(original, dict) else {})
     except ValueError:
         # Not even an S3 event: record what arrived so nothing is lost silently.
         bucket, key, version_id = settings.data_bucket, f"raw/unparseable-event-{int(time.time())}", None
-    doc = event.get("document") or (event.get("input") or {}).get("document")
-    if isinstance(doc, dict) and doc.get("key"):
-        key, version_id = doc["key"], doc.get("version_id")
+        notes.append("the failed input was not an S3 event")
+    doc = event.get("document") or (original.get("document") if isinstance(original, dict) else None)
+    if isinstance(doc, dict) and isinstance(doc.get("key"), str) and doc["key"]:
+        key = doc["key"]
+        version_id = doc.get("version_id") if isinstance(doc.get("version_id"), str) else None
+    stage = event.get("stage")
+    execution_id = event.get("execution_id")
     return quarantine_document(
         s3,
         events,
@@ -352,8 +390,8 @@ def quarantine(event: dict[str, Any], *, s3: Any, events: Any, settings: Setting
         key=key,
         version_id=version_id,
         error=event.get("error"),
-        execution_id=event.get("execution_id"),
+        execution_id=execution_id if isinstance(execution_id, str) else None,
         event_bus_name=settings.event_bus_name,
-        stage=event.get("stage"),
+        stage=stage if isinstance(stage, str) else None,
+        notes=notes,
     )
-

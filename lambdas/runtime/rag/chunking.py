@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from lambdas.runtime.rag.loaders import LoadedDocument, SourceRef
-from lambdas.runtime.rag.model import Chunk
+from lambdas.runtime.rag.model import INDEXED_SEQUENCER, INDEXED_VERSION, Chunk
 
 TOKENIZER_FILE = Path(__file__).resolve().parent / "tokenizer" / "all-minilm-l6-v2.json"
 # all-MiniLM-L6-v2 reads at most 256 tokens including [CLS]/[SEP]; leave headroom.
@@ -72,17 +72,42 @@ class TokenChunker:
             chunk_overlap=int(environ.get("CHUNK_OVERLAP") or DEFAULT_CHUNK_OVERLAP),
         )
 
+    def _locate(self, page: str, text: str, previous_start: int, previous: str) -> int:
+        """Where chunk ``text`` starts in ``page``, given where the chunk before it started.
+
+        Chunks come out in order as stripped substrings of the page and share at most
+        ``chunk_overlap`` tokens with the chunk before: the next one starts at or after the
+        previous chunk's last ``chunk_overlap`` tokens. Searching from there (not from the
+        previous start) keeps a repeated passage from being placed at an earlier copy.
+        """
+        if previous_start < 0:
+            return max(page.find(text), 0)
+        lower = previous_start + max(1, self._overlap_start(previous))
+        for begin in (lower, previous_start + 1, 0):  # later fallbacks: tokenisation differed at an edge
+            found = page.find(text, begin)
+            if found >= 0:
+                return found
+        return 0
+
+    def _overlap_start(self, text: str) -> int:
+        """Character index in ``text`` where its last ``chunk_overlap`` tokens begin."""
+        if self.chunk_overlap == 0:
+            return len(text)
+        offsets = _tokenizer().encode(text, add_special_tokens=False).offsets
+        if len(offsets) <= self.chunk_overlap:
+            return 0
+        return offsets[-self.chunk_overlap][0]
+
     def split(self, document_id: str, document: LoadedDocument, source: SourceRef) -> list[Chunk]:
         splitter = self._splitters.get(document.document_type, self._splitters["default"])
         cited = document.source or source
         user_metadata = {"document_type": document.document_type, **document.metadata}
         chunks: list[Chunk] = []
         for page in document.pages:
-            start = -1
+            start, previous = -1, ""
             for text in splitter.split_text(page.text):
-                # Chunks come out in order as stripped substrings of the page; look ahead of the last one.
-                found = page.text.find(text, start + 1)
-                start = found if found >= 0 else page.text.find(text)
+                start = self._locate(page.text, text, start, previous)
+                previous = text
                 text_hash = content_hash(text)
                 index = len(chunks)
                 metadata = {
@@ -94,6 +119,9 @@ class TokenChunker:
                     "end_offset": start + len(text),
                     "chunk_index": index,
                     "content_hash": text_hash,
+                    # The object indexed (for a curated document not the cited original): see store.py.
+                    INDEXED_VERSION: source.version,
+                    INDEXED_SEQUENCER: source.sequencer,
                     **user_metadata,
                 }
                 chunks.append(Chunk(chunk_id(document_id, index, text_hash), document_id, text, metadata))

@@ -13,12 +13,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from lambdas.runtime.rag.model import Chunk, Hit
-from lambdas.runtime.rag.store import FilterValue, check_filters
+from lambdas.runtime.rag.store import FILTER_FIELDS, FilterValue, check_filters
 
 # Kendra reports a confidence bucket, not a number; these keep "higher is closer".
 CONFIDENCE_SCORES = {"VERY_HIGH": 1.0, "HIGH": 0.75, "MEDIUM": 0.5, "LOW": 0.25, "NOT_AVAILABLE": 0.0}
 # Our filter name -> Kendra's reserved document attribute.
 ATTRIBUTES = {"language": "_language_code", "document_type": "_file_type", "source_key": "_source_uri"}
+assert set(ATTRIBUTES) <= set(FILTER_FIELDS) and all(FILTER_FIELDS[name] is str for name in ATTRIBUTES)
 MAX_QUERY_CHARS = 1000  # Retrieve's QueryText limit is in tokens; stay well inside it
 
 
@@ -45,10 +46,10 @@ class KendraRetriever:
     def ensure_schema(self) -> None:
         """Nothing to create: the index is made at deploy."""
 
-    def upsert(self, document_id: str, chunks: Sequence[Chunk]) -> int:
+    def upsert(self, document_id: str, chunks: Sequence[Chunk], *, sequencer: str | None = None) -> int:
         raise NotImplementedError("Kendra indexes documents through its S3 data source; upload the file instead")
 
-    def delete_document(self, document_id: str) -> int:
+    def delete_document(self, document_id: str, *, sequencer: str | None = None) -> int:
         raise NotImplementedError("Kendra removes documents when its S3 data source syncs a deletion")
 
     def search(self, vector: Sequence[float], k: int, filters: Mapping[str, FilterValue] | None = None) -> list[Hit]:

@@ -1,16 +1,22 @@
 """Turn the bytes of an uploaded document into page texts, or reject it with a reason.
 
 Formats: plain text, Markdown, HTML (stdlib parser), PDF (pypdf, pure Python), Amazon Textract
-JSON output, and the data-prep workflow's curated documents (``*.curated.json``).
+JSON output, and the data-prep workflow's curated documents (``*.curated.json``). JSON inputs are
+validated into typed models (``TextractResponse``, ``CuratedDocument``), and any failure while
+parsing one document becomes ``DocumentRejected`` with a reason: one bad file is quarantined,
+never a crash that retries and dead-letters the message without saying why.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
 
 CURATED_SCHEMA = "llmops.curated-document/v1"
 # A Lambda has 10 GB of memory at most and pypdf holds the whole file; 50 MB keeps a 2 GB function safe.
@@ -41,6 +47,7 @@ class SourceRef:
     bucket: str | None
     key: str
     version: str | None = None
+    sequencer: str | None = None  # the S3 event's sequencer, for ordering out-of-order events
 
 
 @dataclass(frozen=True)
@@ -75,20 +82,44 @@ def load_document(name: str, data: bytes, *, max_bytes: int = DEFAULT_MAX_DOCUME
     check_size(len(data), max_bytes)
     if not data.strip():
         raise DocumentRejected("empty", "the document is empty")
-    if kind == "pdf":
-        document = _load_pdf(data)
-    elif kind == "curated":
-        document = _load_curated(_json(data))
-    elif kind == "textract":
-        document = _load_textract(_json(data))
-    else:
-        text = _decode(data)
-        if kind == "html":
-            text = html_to_text(text)
-        document = LoadedDocument(pages=(Page(1, text),), document_type=kind)
+    try:
+        document = _parse(kind, data)
+    except DocumentRejected:
+        raise
+    except Exception as exc:  # noqa: BLE001 - whatever a parser trips on is this document's fault, not the run's
+        raise DocumentRejected("corrupt", f"could not read the {kind} document: {type(exc).__name__}: {exc}"[:500]) from None
+    document = dataclasses.replace(document, pages=tuple(Page(p.number, clean_text(p.text)) for p in document.pages))
     if not any(page.text.strip() for page in document.pages):
         raise DocumentRejected("no-text", "the document contains no extractable text")
     return document
+
+
+def _parse(kind: str, data: bytes) -> LoadedDocument:
+    if kind == "pdf":
+        return _load_pdf(data)
+    if kind == "curated":
+        return _load_curated(_json(data))
+    if kind == "textract":
+        return _load_textract(_json(data))
+    text = _decode(data)
+    if kind == "html":
+        text = html_to_text(text)
+    return LoadedDocument(pages=(Page(1, text),), document_type=kind)
+
+
+def clean_text(text: str) -> str:
+    """Drop NUL (PostgreSQL text refuses it) and replace lone surrogates (JSON "\\ud800"; tokenizers refuse them)."""
+    if "\x00" in text:
+        text = text.replace("\x00", "")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "replace").decode("utf-8")
+    return text
+
+
+def _problems(exc: ValidationError, limit: int = 3) -> str:
+    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'document'}: {e['msg']}" for e in exc.errors()[:limit])
 
 
 def check_supported(name: str) -> str:
@@ -121,6 +152,8 @@ def _json(data: bytes) -> Any:
         return json.loads(_decode(data))
     except json.JSONDecodeError as exc:
         raise DocumentRejected("corrupt", f"invalid JSON: {exc.msg} at line {exc.lineno}") from None
+    except RecursionError:
+        raise DocumentRejected("corrupt", "JSON nested too deeply to read") from None
 
 
 class _HtmlText(HTMLParser):
@@ -191,16 +224,63 @@ def _load_pdf(data: bytes) -> LoadedDocument:
     return LoadedDocument(pages=pages, document_type="pdf")
 
 
+class _Lenient(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class TextractBlock(_Lenient):
+    block_type: StrictStr = Field(alias="BlockType")
+    page: Annotated[StrictInt, Field(ge=1)] = Field(default=1, alias="Page")
+    text: StrictStr | None = Field(default=None, alias="Text")
+
+
+class TextractResponse(_Lenient):
+    """One DetectDocumentText/AnalyzeDocument (or Get*) response: only the fields indexing reads."""
+
+    blocks: list[TextractBlock] = Field(alias="Blocks")
+
+
+class CuratedPage(_Lenient):
+    page: Annotated[StrictInt, Field(ge=1)]
+    text: StrictStr
+
+
+class CuratedSource(_Lenient):
+    bucket: StrictStr | None = None
+    key: StrictStr
+    version_id: StrictStr | None = None
+
+
+class CuratedMetadata(_Lenient):
+    language: StrictStr | None = None
+    # Data prep writes Comprehend's result here (an object); only a plain label becomes document_type.
+    classification: Any = None
+
+
+class CuratedDocument(_Lenient):
+    """``llmops.curated-document/v1`` as the data-prep workflow writes it."""
+
+    schema_: Literal["llmops.curated-document/v1"] = Field(alias="schema")
+    pages: list[CuratedPage]
+    source: CuratedSource | None = None
+    metadata: CuratedMetadata | None = None
+
+
 def _load_textract(payload: Any) -> LoadedDocument:
     """Textract DetectDocumentText/AnalyzeDocument output: one response, or a list of paged responses."""
     responses = payload if isinstance(payload, list) else [payload]
     lines: dict[int, list[str]] = {}
-    for response in responses:
+    for number, response in enumerate(responses):
         if not isinstance(response, dict) or not isinstance(response.get("Blocks"), list):
             raise DocumentRejected("corrupt", "JSON is neither Textract output (no 'Blocks' list) nor a curated document")
-        for block in response["Blocks"]:
-            if isinstance(block, dict) and block.get("BlockType") == "LINE" and isinstance(block.get("Text"), str):
-                lines.setdefault(int(block.get("Page", 1)), []).append(block["Text"])
+        try:
+            parsed = TextractResponse.model_validate(response)
+        except ValidationError as exc:
+            where = f"response {number}: " if len(responses) > 1 else ""
+            raise DocumentRejected("corrupt", f"bad Textract output: {where}{_problems(exc)}") from None
+        for block in parsed.blocks:
+            if block.block_type == "LINE" and block.text is not None:
+                lines.setdefault(block.page, []).append(block.text)
     pages = tuple(Page(number, "\n".join(texts)) for number, texts in sorted(lines.items()))
     return LoadedDocument(pages=pages, document_type="textract")
 
@@ -209,17 +289,16 @@ def _load_curated(payload: Any) -> LoadedDocument:
     if not isinstance(payload, dict) or payload.get("schema") != CURATED_SCHEMA:
         raise DocumentRejected("corrupt", f"curated document must have schema {CURATED_SCHEMA!r}")
     try:
-        pages = tuple(Page(int(page["page"]), str(page["text"])) for page in payload["pages"])
-        source = payload.get("source") or {}
-        metadata_in = payload.get("metadata") or {}
-    except (KeyError, TypeError, ValueError) as exc:
-        raise DocumentRejected("corrupt", f"curated document is missing or has a bad field: {exc}") from None
+        curated = CuratedDocument.model_validate(payload)
+    except ValidationError as exc:
+        raise DocumentRejected("corrupt", f"bad curated document: {_problems(exc)}") from None
     metadata: dict[str, Any] = {}
-    if isinstance(metadata_in.get("language"), str):
-        metadata["language"] = metadata_in["language"]
-    if isinstance(metadata_in.get("classification"), str):
-        metadata["document_type"] = metadata_in["classification"]
+    if curated.metadata is not None and curated.metadata.language is not None:
+        metadata["language"] = curated.metadata.language
+    if curated.metadata is not None and isinstance(curated.metadata.classification, str):
+        metadata["document_type"] = curated.metadata.classification
     ref = None
-    if isinstance(source, dict) and isinstance(source.get("key"), str):
-        ref = SourceRef(bucket=source.get("bucket"), key=source["key"], version=source.get("version_id"))
+    if curated.source is not None:
+        ref = SourceRef(bucket=curated.source.bucket, key=curated.source.key, version=curated.source.version_id)
+    pages = tuple(Page(page.page, page.text) for page in curated.pages)
     return LoadedDocument(pages=pages, document_type="curated", metadata=metadata, source=ref)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,8 +17,13 @@ SOURCE_FIELDS = (
     "chunk_index",
     "content_hash",
 )
+# Chunk metadata naming the S3 object version that was indexed and the S3 event sequencer that
+# wrote it: out-of-order events are ordered against these (store.py, s3_ingest.py).
+INDEXED_VERSION = "indexed_version"
+INDEXED_SEQUENCER = "indexed_sequencer"
 # Optional user metadata copied from the document onto each chunk and usable as a filter.
-USER_FIELDS = ("language", "document_type", "tenant")
+# No tenant field: one deployment serves one tenant (docs/rag.md, "Tenancy").
+USER_FIELDS = ("language", "document_type")
 
 
 @dataclass(frozen=True)
@@ -33,7 +39,7 @@ class Chunk:
     document_id: str
     text: str
     metadata: dict[str, Any] = field(default_factory=dict)
-    vector: tuple[float, ...] | None = None
+    vector: Sequence[float] | None = None  # a tuple, or a float32 array.array from ingestion
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,11 @@ Three facts of OpenSearch Serverless shape this module:
   first one's chunks, which then stay. Each upsert stamps its chunks with a ``generation``;
   ``search`` drops hits of a document older than the newest generation it returned for that
   document and folds equal ``chunk_id``s, and the next upsert of the document removes them.
+- A document's stored chunks are listed page by page with ``search_after`` on
+  (``chunk_id``, ``generation``), so documents of any size can be replaced and deleted (no
+  point in time: not needed for a listing that is repeated until it comes back empty). A
+  delete lists and deletes, waits ``settle_seconds`` (the refresh window), and lists again,
+  until a listing finds nothing: chunks written just before the delete are removed too.
 - Writers and readers address an alias (``AOSS_INDEX``); the concrete index is named after a
   fingerprint of its mapping, so a mapping change creates a new index and moves the alias
   (``ensure_index``, used by ``ensure_schema`` and by the ``rag_vector_index`` custom resource).
@@ -30,13 +35,23 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
-from lambdas.runtime.rag.model import SOURCE_FIELDS, USER_FIELDS, Chunk, Hit
-from lambdas.runtime.rag.store import FilterValue, check_filters
+from lambdas.runtime.rag.model import INDEXED_SEQUENCER, INDEXED_VERSION, SOURCE_FIELDS, USER_FIELDS, Chunk, Hit
+from lambdas.runtime.rag.store import (
+    FILTER_FIELDS,
+    FilterValue,
+    StoredDocument,
+    Superseded,
+    check_filters,
+    sequencer_is_older,
+)
 
 SPACES = ("cosinesimil", "l2", "innerproduct")
 VECTOR_FIELD = "vector"
-# One term search lists a document's chunks; documents are chunked far below this.
-MAX_CHUNKS_PER_DOCUMENT = 10_000
+# Page size of a chunk listing (10,000 is the most one search returns).
+LIST_PAGE_SIZE = 1_000
+# Listing rounds of a delete before giving up (SQS then redelivers the event).
+DELETE_ROUNDS = 4
+DEFAULT_SETTLE_SECONDS = 10.0
 # Bulk requests stay well under the collection's 10 MiB request limit at 384-1024 dimensions.
 BULK_CHUNKS_PER_REQUEST = 200
 
@@ -53,10 +68,12 @@ METADATA_TYPES: dict[str, str] = {
     "content_hash": "keyword",
     "language": "keyword",
     "document_type": "keyword",
-    "tenant": "keyword",
 }
 assert set(SOURCE_FIELDS) | set(USER_FIELDS) <= set(METADATA_TYPES)
-FILTERABLE_FIELDS = frozenset({"document_id", "source_bucket", "source_key", "source_version", "page", *USER_FIELDS})
+FILTERABLE_FIELDS = frozenset(FILTER_FIELDS)
+# The mapping type of each filter field must match its one declared type (store.FILTER_FIELDS).
+assert all(METADATA_TYPES[name] == ("integer" if kind is int else "keyword")
+           for name, kind in FILTER_FIELDS.items() if name != "document_id")
 
 
 class IndexMappingConflict(RuntimeError):
@@ -200,9 +217,12 @@ class OpenSearchVectorStore:
 
     FILTERABLE_FIELDS = FILTERABLE_FIELDS
 
-    def __init__(self, client: Any, alias: str, *, dimension: int, space: str = "cosinesimil") -> None:
+    def __init__(self, client: Any, alias: str, *, dimension: int, space: str = "cosinesimil",
+                 settle_seconds: float = DEFAULT_SETTLE_SECONDS, sleep: Any = time.sleep) -> None:
         if not alias:
             raise ValueError("alias (AOSS_INDEX) must name the index alias")
+        self.settle_seconds = settle_seconds
+        self.sleep = sleep
         self.client = client
         self.alias = alias
         self.dimension = dimension
@@ -221,8 +241,13 @@ class OpenSearchVectorStore:
             dimension = int(environ["EMBEDDING_DIMENSION"])
         except ValueError:
             raise ValueError(f"EMBEDDING_DIMENSION must be an integer, got {environ['EMBEDDING_DIMENSION']!r}") from None
+        try:
+            settle = float(environ.get("AOSS_SETTLE_SECONDS") or DEFAULT_SETTLE_SECONDS)
+        except ValueError:
+            raise ValueError(f"AOSS_SETTLE_SECONDS must be a number of seconds, got {environ['AOSS_SETTLE_SECONDS']!r}") from None
         client = make_client(environ["AOSS_ENDPOINT"], region, credentials=credentials)
-        return cls(client, environ["AOSS_INDEX"], dimension=dimension, space=environ.get("VECTOR_SPACE", "cosinesimil"))
+        return cls(client, environ["AOSS_INDEX"], dimension=dimension, space=environ.get("VECTOR_SPACE", "cosinesimil"),
+                   settle_seconds=settle)
 
     # -- schema ------------------------------------------------------------------------------
 
@@ -264,25 +289,55 @@ class OpenSearchVectorStore:
             "metadata": dict(chunk.metadata),
         }
 
+    def stored_chunks(self, document_id: str) -> list[dict[str, Any]]:
+        """Every stored chunk of ``document_id`` (``_id``, chunk id, generation, indexed version/sequencer).
+
+        Paged with ``search_after`` on (chunk_id, generation): no 10,000-hit ceiling.
+        """
+        rows: list[dict[str, Any]] = []
+        after: list[Any] | None = None
+        while True:
+            body: dict[str, Any] = {
+                "size": LIST_PAGE_SIZE,
+                "_source": ["chunk_id", "generation", f"metadata.{INDEXED_VERSION}", f"metadata.{INDEXED_SEQUENCER}"],
+                "query": {"term": {"document_id": document_id}},
+                "sort": [{"chunk_id": "asc"}, {"generation": "asc"}],
+            }
+            if after is not None:
+                body["search_after"] = after
+            hits = self.client.search(index=self.alias, body=body)["hits"]["hits"]
+            for hit in hits:
+                source = hit.get("_source") or {}
+                meta = source.get("metadata") or {}
+                rows.append({"_id": hit["_id"], "chunk_id": source.get("chunk_id"),
+                             "generation": int(source.get("generation") or 0),
+                             "version": meta.get(INDEXED_VERSION), "sequencer": meta.get(INDEXED_SEQUENCER)})
+            if len(hits) < LIST_PAGE_SIZE:
+                return rows
+            after = hits[-1]["sort"]
+
     def existing_ids(self, document_id: str) -> list[str]:
         """Server-assigned ``_id``s of every stored chunk of ``document_id``."""
-        response = self.client.search(
-            index=self.alias,
-            body={
-                "size": MAX_CHUNKS_PER_DOCUMENT,
-                "_source": False,
-                "track_total_hits": True,
-                "query": {"term": {"document_id": document_id}},
-            },
-        )
-        total = response["hits"]["total"]
-        total = total["value"] if isinstance(total, dict) else total
-        if total > MAX_CHUNKS_PER_DOCUMENT:
-            raise RuntimeError(
-                f"document {document_id} has {total} stored chunks, more than the {MAX_CHUNKS_PER_DOCUMENT} "
-                "one search can list; delete its chunks by hand before re-ingesting"
-            )
-        return [hit["_id"] for hit in response["hits"]["hits"]]
+        return [row["_id"] for row in self.stored_chunks(document_id)]
+
+    def document_state(self, document_id: str) -> StoredDocument | None:
+        """The newest generation's chunk ids, version and sequencer (older generations are leftovers)."""
+        rows = self.stored_chunks(document_id)
+        if not rows:
+            return None
+        newest = max(row["generation"] for row in rows)
+        current = [row for row in rows if row["generation"] == newest]
+        # Leftovers of an older generation make the state differ, so the next write replaces them.
+        ids = frozenset(row["chunk_id"] for row in current) | frozenset(
+            f"leftover:{row['_id']}" for row in rows if row["generation"] != newest)
+        return StoredDocument(ids, current[0]["version"], current[0]["sequencer"])
+
+    @staticmethod
+    def _check_order(rows: Sequence[Mapping[str, Any]], document_id: str, sequencer: str | None) -> None:
+        held = max((row["sequencer"] for row in rows if row.get("sequencer")), default=None,
+                   key=lambda value: value.upper().ljust(64, "0"))
+        if sequencer_is_older(sequencer, held):
+            raise Superseded(f"{document_id} was written by event {held}, later than {sequencer}")
 
     def bulk_body(self, chunks: Sequence[Chunk], delete_ids: Sequence[str] = (), generation: int = 0) -> list[dict[str, Any]]:
         """NDJSON lines of one ``_bulk`` request: new chunks first, then deletions of the old ones.
@@ -310,13 +365,16 @@ class OpenSearchVectorStore:
             if failures:
                 raise RuntimeError(f"bulk request to {self.alias!r} failed for {len(failures)} item(s): " + "; ".join(failures[:5]))
 
-    def upsert(self, document_id: str, chunks: Sequence[Chunk]) -> int:
+    def upsert(self, document_id: str, chunks: Sequence[Chunk], *, sequencer: str | None = None) -> int:
         if not document_id:
             raise ValueError("document_id must not be empty")
         for chunk in chunks:
             if chunk.document_id != document_id:
                 raise ValueError(f"chunk {chunk.chunk_id} belongs to {chunk.document_id!r}, not {document_id!r}")
-        stale = self.existing_ids(document_id)
+        rows = self.stored_chunks(document_id)
+        # No transactions here: a concurrent later write inside the refresh window is not seen (docs/rag.md).
+        self._check_order(rows, document_id, sequencer)
+        stale = [row["_id"] for row in rows]
         chunks = list(chunks)
         generation = time.time_ns()
         # Old ids ride with the last batch, so an error mid-way leaves old chunks, not a gap.
@@ -326,10 +384,22 @@ class OpenSearchVectorStore:
             self._bulk(self.bulk_body(batch, stale if last else (), generation))
         return len(chunks)
 
-    def delete_document(self, document_id: str) -> int:
-        ids = self.existing_ids(document_id)
-        self._bulk(self.bulk_body((), ids))
-        return len(ids)
+    def delete_document(self, document_id: str, *, sequencer: str | None = None) -> int:
+        """Delete until a listing made after the refresh window finds nothing left."""
+        rows = self.stored_chunks(document_id)
+        self._check_order(rows, document_id, sequencer)
+        removed = 0
+        for _ in range(DELETE_ROUNDS):
+            if rows:
+                self._bulk(self.bulk_body((), [row["_id"] for row in rows]))
+                removed += len(rows)
+            elif removed == 0 and self.settle_seconds <= 0:
+                return 0
+            self.sleep(self.settle_seconds)
+            rows = self.stored_chunks(document_id)
+            if not rows:
+                return removed
+        raise RuntimeError(f"chunks of {document_id} still listed after {DELETE_ROUNDS} delete rounds; SQS will retry")
 
     # -- reads -------------------------------------------------------------------------------
 

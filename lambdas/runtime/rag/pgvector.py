@@ -18,10 +18,21 @@ import psycopg
 from psycopg.adapt import Dumper
 from psycopg.pq import Format
 
-from lambdas.runtime.rag.model import Chunk, Hit
-from lambdas.runtime.rag.store import FilterValue, check_filters
+from lambdas.runtime.rag.model import INDEXED_SEQUENCER, INDEXED_VERSION, Chunk, Hit
+from lambdas.runtime.rag.store import (
+    FILTER_FIELDS,
+    FilterValue,
+    StoredDocument,
+    StoreUnavailable,
+    Superseded,
+    check_filters,
+    sequencer_is_older,
+)
 
 DEFAULT_TABLE = "rag_chunks"
+# An auto-paused Aurora Serverless v2 cluster takes ~15 s to resume. The query function sets
+# PG_CONNECT_TIMEOUT below its API budget (docs/rag.md, "Timeouts"); ingestion keeps this default.
+DEFAULT_CONNECT_TIMEOUT = 30
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,54}$")  # leaves room for index-name suffixes
 
 
@@ -43,9 +54,7 @@ def _vector_dumper(oid: int) -> type[Dumper]:
 
 
 class PgVectorStore:
-    FILTERABLE_FIELDS = frozenset(
-        {"document_id", "source_bucket", "source_key", "source_version", "page", "language", "document_type", "tenant"}
-    )
+    FILTERABLE_FIELDS = frozenset(FILTER_FIELDS)
 
     def __init__(
         self,
@@ -56,12 +65,16 @@ class PgVectorStore:
         hnsw_m: int = 16,
         hnsw_ef_construction: int = 64,
         ef_search: int = 64,
+        connect_timeout: int = DEFAULT_CONNECT_TIMEOUT,
     ) -> None:
         if not _IDENTIFIER.match(table):
             raise ValueError(f"PG_TABLE {table!r} must be a lowercase SQL identifier (letters, digits, _; max 55)")
         if not 1 <= dimension <= 16000:
             raise ValueError(f"EMBEDDING_DIMENSION must be between 1 and 16000, got {dimension}")
-        self._connect = (lambda: psycopg.connect(connect)) if isinstance(connect, str) else connect
+        self.connect_timeout = connect_timeout
+        self._connect = (
+            (lambda: psycopg.connect(connect, connect_timeout=connect_timeout)) if isinstance(connect, str) else connect
+        )
         self.table = table
         self.dimension = dimension
         self.hnsw_m = hnsw_m
@@ -74,9 +87,13 @@ class PgVectorStore:
         """``PG_CONNINFO`` (local) or ``PG_SECRET_ARN`` (an RDS secret: host, port, username, password, dbname)."""
         table = environ.get("PG_TABLE") or DEFAULT_TABLE
         dimension = int(environ.get("EMBEDDING_DIMENSION") or 384)
+        raw_timeout = environ.get("PG_CONNECT_TIMEOUT") or str(DEFAULT_CONNECT_TIMEOUT)
+        if not raw_timeout.isdigit() or not 2 <= int(raw_timeout) <= 120:
+            raise ValueError(f"PG_CONNECT_TIMEOUT must be a whole number of seconds from 2 to 120, got {raw_timeout!r}")
+        timeout = int(raw_timeout)
         conninfo = environ.get("PG_CONNINFO")
         if conninfo:
-            return cls(conninfo, table=table, dimension=dimension)
+            return cls(conninfo, table=table, dimension=dimension, connect_timeout=timeout)
         secret_arn = environ.get("PG_SECRET_ARN")
         if not secret_arn:
             raise ValueError("aurora-pgvector needs PG_SECRET_ARN (or PG_CONNINFO for a local server)")
@@ -91,15 +108,22 @@ class PgVectorStore:
             return psycopg.connect(
                 host=secret["host"], port=int(secret.get("port", 5432)), user=secret["username"],
                 password=secret["password"], dbname=database or secret.get("dbname", "postgres"),
-                sslmode="require", connect_timeout=30,  # an auto-paused Aurora cluster takes ~15 s to resume
+                sslmode="require", connect_timeout=timeout,
             )
 
-        return cls(connect, table=table, dimension=dimension)
+        return cls(connect, table=table, dimension=dimension, connect_timeout=timeout)
 
     # -- connection -------------------------------------------------------------------------
     def _connection(self) -> psycopg.Connection:
         if self._conn is None or self._conn.closed or self._conn.broken:
-            conn = self._connect()
+            try:
+                conn = self._connect()
+            except psycopg.OperationalError as exc:
+                # One attempt only: a retry would double the wait past the caller's time limit.
+                raise StoreUnavailable(
+                    f"the vector database did not accept a connection within {self.connect_timeout} s "
+                    "(an auto-paused Aurora cluster takes about 15 s to resume); retry shortly"
+                ) from exc
             conn.autocommit = True
             conn.execute(f"SET hnsw.ef_search = {int(self.ef_search)}")
             try:
@@ -112,11 +136,13 @@ class PgVectorStore:
         return self._conn
 
     def _run(self, work: Callable[[psycopg.Connection], Any]) -> Any:
-        """Run ``work``; a connection dropped while idle (Lambda freeze, Aurora pause) is reopened once."""
+        """Run ``work``; a kept connection dropped while idle (Lambda freeze, Aurora pause) is reopened once."""
+        reused = self._conn is not None and not self._conn.closed and not self._conn.broken
+        conn = self._connection()
         try:
-            return work(self._connection())
+            return work(conn)
         except psycopg.OperationalError:
-            if self._conn is not None and not self._conn.broken:
+            if not reused or not conn.broken:
                 raise
             self.close()
             return work(self._connection())
@@ -171,7 +197,17 @@ class PgVectorStore:
             self._vector_oid = conn.execute("SELECT 'vector'::regtype::oid").fetchone()[0]
             conn.adapters.register_dumper(None, _vector_dumper(self._vector_oid))
 
-    def upsert(self, document_id: str, chunks: Sequence[Chunk]) -> int:
+    def _check_order(self, conn: psycopg.Connection, document_id: str, sequencer: str | None) -> None:
+        """Under the document's lock: refuse an event older than the one that wrote the stored chunks."""
+        if not sequencer:
+            return
+        row = conn.execute(
+            f"SELECT metadata->>'{INDEXED_SEQUENCER}' FROM {self.table} WHERE document_id = %s LIMIT 1", (document_id,)
+        ).fetchone()
+        if row is not None and sequencer_is_older(sequencer, row[0]):
+            raise Superseded(f"{document_id} was written by event {row[0]}, later than {sequencer}")
+
+    def upsert(self, document_id: str, chunks: Sequence[Chunk], *, sequencer: str | None = None) -> int:
         for chunk in chunks:
             if chunk.document_id != document_id:
                 raise ValueError(f"chunk {chunk.chunk_id} belongs to {chunk.document_id!r}, not {document_id!r}")
@@ -183,6 +219,7 @@ class PgVectorStore:
             with conn.transaction():
                 # Two deliveries of the same S3 event must not interleave their delete and insert.
                 conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (document_id,))
+                self._check_order(conn, document_id, sequencer)
                 conn.execute(f"DELETE FROM {self.table} WHERE document_id = %s", (document_id,))
                 with conn.cursor().copy(
                     f"COPY {self.table} (chunk_id, document_id, content, metadata, embedding) FROM STDIN (FORMAT BINARY)"
@@ -194,10 +231,11 @@ class PgVectorStore:
 
         return self._run(work)
 
-    def delete_document(self, document_id: str) -> int:
+    def delete_document(self, document_id: str, *, sequencer: str | None = None) -> int:
         def work(conn: psycopg.Connection) -> int:
             with conn.transaction():
                 conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (document_id,))
+                self._check_order(conn, document_id, sequencer)
                 return conn.execute(f"DELETE FROM {self.table} WHERE document_id = %s", (document_id,)).rowcount
 
         return self._run(work)
@@ -238,6 +276,14 @@ class PgVectorStore:
                 for row in conn.execute(f"SELECT chunk_id FROM {self.table} WHERE document_id = %s", (document_id,))
             }
         )
+
+    def document_state(self, document_id: str) -> StoredDocument | None:
+        rows = self._run(lambda conn: conn.execute(
+            f"SELECT chunk_id, metadata->>'{INDEXED_VERSION}', metadata->>'{INDEXED_SEQUENCER}' "
+            f"FROM {self.table} WHERE document_id = %s", (document_id,)).fetchall())
+        if not rows:
+            return None
+        return StoredDocument(frozenset(r[0] for r in rows), rows[0][1], rows[0][2])
 
     def document_ids(self, prefix: str = "") -> set[str]:
         pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"

@@ -14,6 +14,7 @@ from constructs import Construct
 
 from llmops.constructs.core.dead_letter_queue import DeadLetterQueue
 from llmops.constructs.core.platform_function import reserved_concurrency_for
+from llmops.constructs.core.scanner import scanner_exception
 from llmops.nag import acknowledge
 
 if TYPE_CHECKING:
@@ -63,6 +64,10 @@ def custom_resource_provider(scope: Construct, id: str, *, on_event: "PlatformFu
             "The CDK provider framework function runs in the platform's isolated subnets; AWS's managed policy "
             "holds only the ENI calls Lambda makes for VPC access.",
         )
+    if network is None:
+        scanner_exception(framework, "vpc",
+                          "Runs where its handler runs: outside the VPC, as network.functions_in_vpc keeps functions "
+                          "that reach no VPC resource; it only relays CloudFormation events to the handler.")
     framework_cfn.dead_letter_config = lambda_.CfnFunction.DeadLetterConfigProperty(target_arn=dead_letters.queue_arn)
     acknowledge(
         framework,

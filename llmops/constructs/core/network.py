@@ -83,6 +83,10 @@ class PlatformNetwork(Construct):
             "HTTPS from the VPC",
         )
         self.interface_endpoints: dict[str, ec2.InterfaceVpcEndpoint] = {}
+        self.endpoint_subnets = self.subnets
+        if config.interface_endpoint_azs and not config.existing_vpc_id:
+            # One isolated subnet per AZ, in AZ order: the first N carry the endpoints.
+            self.endpoint_subnets = ec2.SubnetSelection(subnets=self.vpc.isolated_subnets[: config.interface_endpoint_azs])
         for name in config.interface_endpoints:
             self.add_interface_endpoint(name)
 
@@ -97,12 +101,16 @@ class PlatformNetwork(Construct):
             f"Endpoint-{name}",
             service=service,
             private_dns_enabled=True,
-            subnets=self.subnets,
+            subnets=self.endpoint_subnets,
             security_groups=[self.endpoint_security_group],
             open=False,  # the shared security group above already admits HTTPS from the VPC CIDR
         )
         self.interface_endpoints[name] = endpoint
         return endpoint
+
+    def for_function(self, needs_vpc: bool) -> "PlatformNetwork | None":
+        """The network a function runs in: this one, or none when config keeps it outside the VPC."""
+        return self if needs_vpc or self.config.functions_in_vpc == "all" else None
 
     def security_group_for(self, scope: Construct, id: str, description: str) -> ec2.SecurityGroup:
         """A security group for a workload in this VPC.

@@ -74,8 +74,13 @@ class PlatformFunction(Construct):
         dead_letter_queue: sqs.IQueue | None = None,
         invoked_by: str | None = None,
         bundle: LambdaBundle | None = None,
+        needs_vpc: bool = False,
     ) -> None:
         super().__init__(scope, id)
+        # needs_vpc: the function reaches a VPC resource (a database); otherwise the network's
+        # functions_in_vpc setting decides whether it runs in the isolated subnets.
+        network = network.for_function(needs_vpc) if network is not None else None
+        self.network = network  # custom-resource providers of this handler run in the same subnets
         if not 128 <= memory_size <= 10240:
             raise ValueError(f"memory_size: must be 128-10240 MB, got {memory_size}")
         if key is None:
@@ -89,7 +94,6 @@ class PlatformFunction(Construct):
                 f"{id}: pass dead_letter_queue (asynchronous invocations keep their failures) or invoked_by "
                 "(the synchronous caller, recorded as the reason it needs none)"
             )
-        self.network = network  # custom-resource providers of this handler run in the same subnets
         if reserved_concurrency is None:
             reserved_concurrency = reserved_concurrency_for(self, entry)
 
@@ -184,6 +188,10 @@ class PlatformFunction(Construct):
         cfn = self.function.node.default_child
         cfn.tracing_config = lambda_.CfnFunction.TracingConfigProperty(mode="Active")
         self.function.node.add_dependency(self.runtime_policy)
+        if network is None:
+            scanner_exception(self.function, "vpc",
+                              "Reaches no VPC resource and the environment keeps such functions outside the VPC "
+                              "(network.functions_in_vpc); it calls AWS APIs over TLS with its IAM role only.")
         if dead_letter_queue is None:
             scanner_exception(self.function, "dead-letter",
                               f"Invoked synchronously only, by {invoked_by}: the caller receives and handles every "

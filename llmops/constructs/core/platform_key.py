@@ -63,6 +63,33 @@ class PlatformKey(Construct):
             )
         )
 
+        # CloudWatch alarms of this account publish to CMK-encrypted SNS topics (alarm actions).
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowCloudWatchAlarmsOfThisAccount",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                resources=["*"],  # in a key policy "*" means this key
+                conditions={
+                    "StringEquals": {"aws:SourceAccount": stack.account},
+                    "ArnLike": {"aws:SourceArn": f"arn:{stack.partition}:cloudwatch:{stack.region}:{stack.account}:alarm:*"},
+                },
+            )
+        )
+        # SNS topics of this account deliver undeliverable messages to CMK-encrypted dead-letter queues.
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowSnsOfThisAccountToEncryptedQueues",
+                principals=[iam.ServicePrincipal("sns.amazonaws.com")],
+                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                resources=["*"],  # in a key policy "*" means this key
+                conditions={
+                    "StringEquals": {"aws:SourceAccount": stack.account},
+                    "ArnLike": {"aws:SourceArn": f"arn:{stack.partition}:sns:{stack.region}:{stack.account}:*"},
+                },
+            )
+        )
+
     @property
     def key_arn(self) -> str:
         return self.key.key_arn

@@ -68,12 +68,20 @@ class SecureBucket(Construct):
         removal_policy: RemovalPolicy,
         event_bridge_enabled: bool = False,
         noncurrent_version_days: int = 90,
+        object_lock: tuple[str, int] | None = None,
     ) -> None:
         super().__init__(scope, id)
         if key is None:
             raise ValueError("SecureBucket: 'key' is required (buckets are encrypted with the platform CMK)")
         if not bucket_name:
             raise ValueError("SecureBucket: 'bucket_name' is required")
+        lock_args: dict[str, object] = {}
+        if object_lock is not None:
+            mode, days = object_lock
+            if mode not in ("GOVERNANCE", "COMPLIANCE") or days < 1:
+                raise ValueError(f"SecureBucket: object_lock is (GOVERNANCE|COMPLIANCE, days >= 1), got {object_lock!r}")
+            retention = s3.ObjectLockRetention.governance if mode == "GOVERNANCE" else s3.ObjectLockRetention.compliance
+            lock_args = {"object_lock_enabled": True, "object_lock_default_retention": retention(Duration.days(days))}
         self.bucket = s3.Bucket(
             self,
             "Bucket",
@@ -94,6 +102,7 @@ class SecureBucket(Construct):
                     abort_incomplete_multipart_upload_after=Duration.days(7),
                 )
             ],
+            **lock_args,
         )
         if event_bridge_enabled:
             # Set on the L1: the L2 flag deploys a notifications custom-resource Lambda for it.

@@ -27,6 +27,12 @@ from llmops.nag import acknowledge, acknowledge_wildcard_resource
 
 
 class LabelingWorkteam(Construct):
+    """A private workteam; with ``existing_workforce=(user_pool_id, client_id)`` the team joins the
+    account's existing private workforce (its user pool gets the labelers group) instead of
+    creating a pool, because an account has one private workforce per region and a second
+    ``AWS::SageMaker::Workteam`` on another pool fails.
+    """
+
     def __init__(
         self,
         scope: Construct,
@@ -37,10 +43,19 @@ class LabelingWorkteam(Construct):
         description: str = "LLMOps data labeling team",
         notify_workers: bool = False,
         removal_policy: RemovalPolicy = RemovalPolicy.DESTROY,
+        existing_workforce: tuple[str, str] | None = None,
     ) -> None:
         super().__init__(scope, id)
         if not name or len(name) > 63:
             raise ValueError(f"name: workteam names are 1-63 characters, got {name!r}")
+        self.user_pool: cognito.UserPool | None = None
+        if existing_workforce is not None:
+            pool_id, client_id = existing_workforce
+            self.group = cognito.CfnUserPoolGroup(
+                self, "Labelers", user_pool_id=pool_id, group_name=f"{name}-labelers", description="Ground Truth labelers"
+            )
+            self._workteam(name, key, description, notify_workers, pool_id, client_id)
+            return
         self.user_pool = cognito.UserPool(
             self,
             "Workers",
@@ -82,10 +97,23 @@ class LabelingWorkteam(Construct):
         self.group = cognito.CfnUserPoolGroup(
             self, "Labelers", user_pool_id=self.user_pool.user_pool_id, group_name=f"{name}-labelers", description="Ground Truth labelers"
         )
+        self._workteam(name, key, description, notify_workers, self.user_pool.user_pool_id, self.client.user_pool_client_id)
+
+    def _workteam(self, name: str, key: kms.IKey, description: str, notify_workers: bool, pool_id: str, client_id: str) -> None:
         self.notification_topic: sns.Topic | None = None
         notification = None
         if notify_workers:
             self.notification_topic = sns.Topic(self, "TaskNotifications", master_key=key, enforce_ssl=True)
+            # CDK's SSL-only topic policy replaces SNS's default one: let Ground Truth publish.
+            self.notification_topic.add_to_resource_policy(
+                iam.PolicyStatement(
+                    sid="AllowGroundTruthNotifications",
+                    principals=[iam.ServicePrincipal("sagemaker.amazonaws.com")],
+                    actions=["sns:Publish"],
+                    resources=[self.notification_topic.topic_arn],
+                    conditions={"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}},
+                )
+            )
             notification = sagemaker.CfnWorkteam.NotificationConfigurationProperty(
                 notification_topic_arn=self.notification_topic.topic_arn
             )
@@ -97,8 +125,8 @@ class LabelingWorkteam(Construct):
             member_definitions=[
                 sagemaker.CfnWorkteam.MemberDefinitionProperty(
                     cognito_member_definition=sagemaker.CfnWorkteam.CognitoMemberDefinitionProperty(
-                        cognito_user_pool=self.user_pool.user_pool_id,
-                        cognito_client_id=self.client.user_pool_client_id,
+                        cognito_user_pool=pool_id,
+                        cognito_client_id=client_id,
                         cognito_user_group=self.group.ref,
                     )
                 )

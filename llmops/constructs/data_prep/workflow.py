@@ -25,6 +25,8 @@ from llmops.constructs.core.scanner import scanner_exception
 from llmops.nag import acknowledge
 
 THROTTLING_ERRORS = ["ServiceThrottled", "Lambda.TooManyRequestsException"]
+# Time the steps other than the Textract wait may take, retries included (minutes).
+STEPS_ALLOWANCE_MINUTES = 120
 
 
 class DataPrepWorkflow(Construct):
@@ -43,7 +45,7 @@ class DataPrepWorkflow(Construct):
         publish: lambda_.IFunction,
         quarantine: lambda_.IFunction,
         extraction_timeout: Duration = Duration.hours(2),
-        execution_timeout: Duration = Duration.hours(6),
+        execution_timeout: Duration | None = None,
         log_retention: logs.RetentionDays = logs.RetentionDays.THREE_MONTHS,
         throttle_max_attempts: int = 6,
     ) -> None:
@@ -51,6 +53,17 @@ class DataPrepWorkflow(Construct):
         if throttle_max_attempts < 1:
             raise ValueError(f"throttle_max_attempts: must be at least 1, got {throttle_max_attempts}")
         self.throttle_max_attempts = throttle_max_attempts
+        # The execution must outlive the Textract wait by the other steps' worst case (their
+        # Lambda timeouts and throttling retries), or a slow job times the whole execution out
+        # before the task timeout can route the document to quarantine.
+        minimum = Duration.minutes(extraction_timeout.to_minutes() + STEPS_ALLOWANCE_MINUTES)
+        execution_timeout = execution_timeout or minimum
+        if execution_timeout.to_minutes() < minimum.to_minutes():
+            raise ValueError(
+                f"execution_timeout: {execution_timeout.to_minutes()} min must be at least the extraction timeout "
+                f"plus {STEPS_ALLOWANCE_MINUTES} min ({minimum.to_minutes()} min), or slow jobs skip quarantine"
+            )
+        self.execution_timeout = execution_timeout
 
         quarantine_task = tasks.LambdaInvoke(
             self,
@@ -77,7 +90,9 @@ class DataPrepWorkflow(Construct):
             "Extract",
             lambda_function=extract_start,
             integration_pattern=sfn.IntegrationPattern.WAIT_FOR_TASK_TOKEN,
-            payload=sfn.TaskInput.from_object({"document.$": "$.document", "task_token": sfn.JsonPath.task_token}),
+            payload=sfn.TaskInput.from_object(
+                {"document.$": "$.document", "task_token": sfn.JsonPath.task_token, "execution_id.$": "$$.Execution.Id"}
+            ),
             result_path="$.extraction",
             task_timeout=sfn.Timeout.duration(extraction_timeout),
             comment="Start Textract; wait for its SNS completion (task token), no polling",

@@ -144,6 +144,7 @@ class AuroraVectorStore(VectorStore):
         # Deploy-time schema: extension, table, HNSW index.
         self.schema_function = PlatformFunction(
             self, "SchemaFunction", invoked_by="the custom-resource provider framework (synchronous invoke)", entry="rag_pgvector_schema", runtime_packages=["rag"], key=key, network=network,
+            needs_vpc=True,
             description="Creates the pgvector extension, RAG chunk table and HNSW index",
             timeout=Duration.minutes(5), memory_size=256, log_retention=log_retention,
         )

@@ -176,9 +176,9 @@ def test_ner_and_qa_outputs_become_instruction_records() -> None:
 
 
 def test_labeling_request_is_validated() -> None:
-    with pytest.raises(ValueError, match="'labels' is required"):
+    with pytest.raises(ValueError, match="labeling request: labels: at least one label is required for text-classification"):
         gt.start_labeling({"job_name": "j", "task_type": "text-classification", "document_ids": ["a"], "dataset": "d"}, s3=None, sagemaker=None, settings=SETTINGS)
-    with pytest.raises(ValueError, match="'dataset' is required"):
+    with pytest.raises(ValueError, match="labeling request: dataset: Field required"):
         gt.start_labeling({"job_name": "j", "task_type": "question-answer", "document_ids": ["a"]}, s3=None, sagemaker=None, settings=SETTINGS)
 
 
@@ -191,3 +191,19 @@ def test_job_name_comes_from_the_state_change_events_resources() -> None:
     assert gt.labeling_job_name(event) == "faq-topics"
     with pytest.raises(ValueError, match="names no labeling job"):
         gt.labeling_job_name({"detail": {"LabelingJobStatus": "Completed"}, "resources": []})
+
+
+def test_labeling_jobs_carry_the_environment_cost_tags(aws, monkeypatch) -> None:
+    monkeypatch.setenv("COST_TAGS", '{"environment": "dev", "project": "llmops"}')
+    _curate(aws, "faq-1", ["How do I reset my password?"])
+    sm, stub = _sagemaker()
+    sent = {}
+    sm.meta.events.register("provide-client-params.sagemaker.CreateLabelingJob", lambda params, **_: sent.update(params))
+    stub.add_response("create_labeling_job", {"LabelingJobArn": "arn:aws:sagemaker:us-east-1:123456789012:labeling-job/t"})
+    with stub:
+        gt.start_labeling(
+            {"action": "start", "job_name": "faq-tags", "task_type": "text-classification", "labels": ["a", "b"],
+             "document_ids": ["faq-1"], "dataset": "faq-tags"},
+            s3=aws["s3"], sagemaker=sm, settings=SETTINGS,
+        )
+    assert {"Key": "environment", "Value": "dev"} in sent["Tags"] and {"Key": "project", "Value": "llmops"} in sent["Tags"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -118,12 +120,13 @@ def test_redaction_leaves_no_detected_span_visible(data, mask: str) -> None:
     covered = {i for s in result.spans for i in range(s.start, s.end)}
     # Each detected position is masked ...
     assert all(i in covered for s in spans for i in range(s.start, s.end))
-    # ... and so is every other occurrence of each detected string.
+    # ... and so is every other whole-word occurrence of each detected string (an oracle in re:
+    # \w is str.isalnum() plus '_'), overlapping ones included (the lookahead finds each start).
     for needle in pii_needles(text, spans):
-        start = text.find(needle)
-        while start != -1:
-            assert all(i in covered for i in range(start, start + len(needle)))
-            start = text.find(needle, start + 1)
+        before = r"(?<!\w)" if re.match(r"\w", needle[0]) else ""
+        after = r"(?!\w)" if re.match(r"\w", needle[-1]) else ""
+        for m in re.finditer(f"(?={before}({re.escape(needle)}){after})", text):
+            assert all(i in covered for i in range(m.start(1), m.end(1)))
     # The output is the text with each merged span replaced by its mask, nothing else changed.
     rebuilt, pos = [], 0
     for s in result.spans:
@@ -142,3 +145,50 @@ def test_redaction_masks_repeats_and_counts_detections() -> None:
 def test_overlapping_types_join_in_one_mask() -> None:
     result = redact("mail jdoe@example.com now", [Span(5, 21, "EMAIL"), Span(5, 9, "USERNAME")], "[{type}]")
     assert result.text == "mail [EMAIL|USERNAME] now"
+
+
+# --- whole-word repeats (issue 10: "Ann" turned "Annual" into "[NAME]ual") ---------------------------
+
+
+def test_repeats_are_masked_only_as_whole_words() -> None:
+    text = "Ann wrote the Annual report. Thanks, Ann! JoAnn and Ann_1 stay; (Ann) goes."
+    result = redact(text, [Span(0, 3, "NAME")], "[{type}]")
+    assert result.text == "[NAME] wrote the Annual report. Thanks, [NAME]! JoAnn and Ann_1 stay; ([NAME]) goes."
+
+
+def test_a_detected_span_is_masked_exactly_even_inside_a_word() -> None:
+    # Comprehend's own span is trusted as given; only its repeats need word boundaries.
+    assert redact("xxSecretyy Secret", [Span(2, 8, "PASSWORD")], "#").text == "xx#yy #"
+
+
+def test_needles_with_punctuation_edges_match_next_to_words() -> None:
+    text = "call (555) 123-4567x or (555) 123-4567"
+    spans = [Span(text.rindex("("), len(text), "PHONE")]
+    # The needle ends in a digit: "4567x" continues the word, so that repeat stays.
+    assert redact(text, spans, "[P]").text == "call (555) 123-4567x or [P]"
+
+
+def test_overlapping_needles_are_all_masked() -> None:
+    text = "Ann Smith Jones met Ann Smith and Smith Jones"
+    spans = [Span(20, 29, "NAME"), Span(34, 45, "NAME")]
+    assert redact(text, spans, "*").text == "* met * and *"
+
+
+def test_many_unique_needles_mask_every_repeat() -> None:
+    emails = [f"user{i}@example.com" for i in range(2000)]
+    text = " ".join(emails) + "\n" + " / ".join(reversed(emails))
+    spans, pos = [], 0
+    for e in emails:
+        spans.append(Span(pos, pos + len(e), "EMAIL"))
+        pos += len(e) + 1
+    result = redact(text, spans, "[E]")
+    assert "@" not in result.text
+    assert result.entity_counts == {"EMAIL": 2000}
+
+
+def test_leak_check_fails_on_a_whole_word_survivor_only() -> None:
+    from lambdas.runtime.data_prep.enrich import PiiLeak, assert_no_leak
+
+    assert_no_leak(["[NAME] filed the Annual report"], {"Ann": "NAME"}, "[{type}]")
+    with pytest.raises(PiiLeak, match="NAME survived"):
+        assert_no_leak(["[NAME] met Ann again"], {"Ann": "NAME"}, "[{type}]")

@@ -215,3 +215,105 @@ def test_text_detection_keeps_every_line_on_its_page_in_order(doc: list[list[str
     assert [p.page for p in pages] == list(range(1, len(doc) + 1))
     for page, lines in zip(pages, doc):
         assert page.text == "\n".join(lines)
+
+
+# --- streaming results and idempotent starts (issue 10) --------------------------------------------
+
+
+def _stream(responses: list[dict], analysis: bool = True):
+    """stream_job over stubbed responses; returns (result, pages, responses fetched when each page came)."""
+    from lambdas.runtime.data_prep.textract import stream_job
+
+    client, stub = _stub_client()
+    api = "get_document_analysis" if analysis else "get_document_text_detection"
+    for r in responses:
+        stub.add_response(api, r)
+    calls = {"n": 0}
+    original = getattr(client, api)
+
+    def counted(**kwargs):
+        calls["n"] += 1
+        return original(**kwargs)
+
+    setattr(client, api, counted)
+    pages, seen_at = [], []
+
+    def on_page(page) -> None:
+        pages.append(page)
+        seen_at.append(calls["n"])
+
+    with stub:
+        result = stream_job(client, "job", analysis=analysis, on_page=on_page)
+    stub.assert_no_pending_responses()
+    return result, pages, seen_at
+
+
+@settings(max_examples=60, deadline=None)
+@given(doc=st.lists(st.lists(_line_text, min_size=1, max_size=8), min_size=1, max_size=6), per_response=st.integers(1, 50))
+def test_streamed_pages_equal_the_whole_document_rendering(doc: list[list[str]], per_response: int) -> None:
+    blocks = []
+    for number, lines in enumerate(doc, start=1):
+        page = PageBuilder(number)
+        for text in lines:
+            page.line(text)
+        blocks.extend(page.blocks)
+    responses = paginate(blocks, per_response, pages=len(doc), analysis=False)
+    result, pages, seen_at = _stream(responses, analysis=False)
+    assert pages == blocks_to_pages(blocks)
+    assert result.blocks == [] and result.responses == len(responses)
+    # A page is rendered as soon as the next one starts, not after the last response.
+    assert seen_at == sorted(seen_at)
+
+
+def test_pages_are_rendered_before_the_last_response_arrives() -> None:
+    blocks = _analysis_document()
+    responses = paginate(blocks, 7, pages=3, analysis=True)
+    _, pages, seen_at = _stream(responses)
+    assert [p.page for p in pages] == [1, 2, 3]
+    assert seen_at[0] < len(responses), "page 1 waited for every response: the whole job was held"
+    assert pages == blocks_to_pages(blocks)
+
+
+def test_blocks_out_of_page_order_are_refused() -> None:
+    from lambdas.runtime.data_prep.textract import ResultsOutOfOrder
+
+    one, two = PageBuilder(1), PageBuilder(2)
+    one.line("first")
+    two.line("second")
+    shuffled = two.blocks + one.blocks
+    with pytest.raises(ResultsOutOfOrder, match="blocks of page 1 came after page 2"):
+        _stream(paginate(shuffled, 1, pages=2, analysis=False), analysis=False)
+
+
+def test_a_partial_job_streams_no_pages_but_keeps_every_warning() -> None:
+    p = PageBuilder(1)
+    p.line("only page one")
+    responses = paginate(p.blocks, 1, pages=2, analysis=True, status="PARTIAL_SUCCESS",
+                         warnings=[{"ErrorCode": "PAGE_PROCESSING_FAILED", "Pages": [2]}])
+    result, pages, _ = _stream(responses)
+    assert pages == []
+    with pytest.raises(TextractPartialSuccess, match=r"pages \[2\]"):
+        check_status(result)
+
+
+def test_request_token_is_stable_per_execution_and_version_and_valid() -> None:
+    import re
+
+    from lambdas.runtime.data_prep.textract import request_token
+
+    token = request_token("exec-1", "bucket", "raw/a.pdf", "v1")
+    assert token == request_token("exec-1", "bucket", "raw/a.pdf", "v1")
+    assert token != request_token("exec-2", "bucket", "raw/a.pdf", "v1") != request_token("exec-1", "bucket", "raw/a.pdf", "v2")
+    assert re.fullmatch(r"[a-zA-Z0-9-_]{1,64}", token)
+
+
+def test_start_job_sends_the_client_request_token() -> None:
+    client, stub = _stub_client()
+    stub.add_response("start_document_text_detection", {"JobId": "job-1"}, {
+        "DocumentLocation": {"S3Object": {"Bucket": "data-bucket", "Name": "raw/a.pdf"}},
+        "NotificationChannel": {"SNSTopicArn": "arn:aws:sns:us-east-1:123456789012:t", "RoleArn": "arn:aws:iam::123456789012:role/r"},
+        "ClientRequestToken": "tok-1",
+    })
+    with stub:
+        assert start_job(client, bucket="data-bucket", key="raw/a.pdf", version_id=None, features=[], topic_arn="arn:aws:sns:us-east-1:123456789012:t",
+                         role_arn="arn:aws:iam::123456789012:role/r", client_request_token="tok-1") == "job-1"

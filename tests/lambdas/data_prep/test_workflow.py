@@ -105,10 +105,13 @@ def test_pdf_upload_waits_for_textract_through_the_task_token(aws) -> None:
             "FeatureTypes": ["LAYOUT", "TABLES"],
             "NotificationChannel": {"SNSTopicArn": SETTINGS.textract_topic_arn, "RoleArn": SETTINGS.textract_role_arn},
             "JobTag": ANY,
+            "ClientRequestToken": workflow.request_token("exec-1", DATA, key, version),
         },
     )
     with tstub:
-        started = workflow.start_extraction({"document": doc, "task_token": "token-abc"}, textract=textract, dynamodb=aws["dynamodb"], settings=SETTINGS)
+        started = workflow.start_extraction(
+            {"document": doc, "task_token": "token-abc", "execution_id": "exec-1"}, textract=textract, dynamodb=aws["dynamodb"], settings=SETTINGS
+        )
     assert started == {"job_id": "job-42"}
 
     # Textract publishes its completion to SNS; the result function gets that message.
@@ -233,6 +236,7 @@ def test_dataset_upload_is_redacted_and_published_as_a_version(aws) -> None:
     comprehend, stub, pii = _comprehend_for({"Jane Roe": "NAME"})
     fields = [lines[0]["input"], lines[0]["instruction"], lines[0]["response"], lines[1]["instruction"], lines[1]["response"]]
     whole = "\n\n".join(fields)
+    stub.add_response("detect_dominant_language", {"Languages": [{"LanguageCode": "en", "Score": 0.98}]}, {"Text": whole})
     stub.add_response("detect_pii_entities", pii(whole), {"Text": whole, "LanguageCode": "en"})
     with stub:
         enriched = workflow.enrich({"document": doc}, s3=aws["s3"], comprehend=comprehend, settings=SETTINGS)
@@ -281,3 +285,47 @@ def test_completion_after_the_execution_timed_out_is_not_an_error(aws) -> None:
         result = workflow.finish_extraction({"JobId": "j2"}, textract=textract, dynamodb=aws["dynamodb"], sfn=sfn, s3=aws["s3"], settings=SETTINGS)
     assert result["outcome"] == "execution-gone"
     assert "Item" not in aws["dynamodb"].get_item(TableName="jobs", Key={"job_id": {"S": "j2"}})
+
+
+def _dataset_through(aws, key: str, lines: list[dict], language: str = "en") -> dict:
+    """Validate -> enrich (Comprehend stubbed, no PII found) -> custom -> publish one dataset upload."""
+    version = _put(aws, key, "".join(json.dumps(x) + "\n" for x in lines).encode())
+    doc = workflow.validate(s3_event(key, version), aws["s3"])
+    comprehend, stub = _stubbed("comprehend")
+    stub.add_response("detect_dominant_language", {"Languages": [{"LanguageCode": language, "Score": 0.97}]}, {"Text": ANY})
+    stub.add_response("detect_pii_entities", {"Entities": []}, {"Text": ANY, "LanguageCode": language})
+    with stub:
+        enriched = workflow.enrich({"document": doc}, s3=aws["s3"], comprehend=comprehend, settings=SETTINGS)
+    custom = workflow.custom_step({"document": doc, "enriched_key": enriched["enriched_key"]}, s3=aws["s3"], settings=SETTINGS)
+    return workflow.publish({"document": doc, "custom": custom}, s3=aws["s3"], settings=SETTINGS)
+
+
+def test_identical_reupload_is_deduplicated_by_content_hash(aws) -> None:
+    lines = [{"text": "The invoice is late", "label": "billing"}, {"text": "I cannot log in", "label": "account"}]
+    first = _dataset_through(aws, "raw/datasets/triage/a.jsonl", lines)
+    again = _dataset_through(aws, "raw/datasets/triage/b.jsonl", lines)  # same records, other file name
+    assert (first["version"], first["deduplicated"]) == (1, False)
+    assert (again["version"], again["deduplicated"], again["manifest_key"]) == (1, True, first["manifest_key"])
+    keys = [o["Key"] for o in aws["s3"].list_objects_v2(Bucket=DATA, Prefix="datasets/triage/").get("Contents", [])]
+    assert sorted(keys) == ["datasets/triage/v1/data.jsonl", "datasets/triage/v1/manifest.json"]
+    changed = _dataset_through(aws, "raw/datasets/triage/c.jsonl", lines[:1])
+    assert (changed["version"], changed["deduplicated"]) == (2, False)
+    # Back to the first content: that version is found again, no v3 (and so no new training run).
+    assert _dataset_through(aws, "raw/datasets/triage/d.jsonl", lines)["version"] == 1
+
+
+def test_dataset_in_a_language_pii_detection_lacks_is_refused(aws) -> None:
+    from lambdas.runtime.data_prep.errors import UnsupportedLanguage
+
+    key = "raw/datasets/triage/fr.jsonl"
+    version = _put(aws, key, json.dumps({"text": "La facture est en retard", "label": "billing"}).encode() + b"\n")
+    doc = workflow.validate(s3_event(key, version), aws["s3"])
+    comprehend, stub = _stubbed("comprehend")
+    stub.add_response("detect_dominant_language", {"Languages": [{"LanguageCode": "fr", "Score": 0.99}]}, {"Text": ANY})
+    with stub, pytest.raises(UnsupportedLanguage, match=r"dominant language 'fr' is not supported by PII detection \(supported: en, es\)"):
+        workflow.enrich({"document": doc}, s3=aws["s3"], comprehend=comprehend, settings=SETTINGS)
+
+
+def test_spanish_dataset_is_redacted_as_spanish(aws) -> None:
+    out = _dataset_through(aws, "raw/datasets/soporte/a.jsonl", [{"text": "No puedo entrar", "label": "cuenta"}], language="es")
+    assert out["version"] == 1

@@ -12,8 +12,11 @@ LambdaContext = partial(LambdaContextBase, function_name="rag-function", remaini
 
 
 
-def s3_event(detail_type: str, bucket: str, key: str, *, version_id: str | None = None, size: int | None = None) -> dict:
-    obj: dict = {"key": key, "etag": "d41d8cd98f00b204e9800998ecf8427e", "sequencer": "00617F08299329D189"}
+def s3_event(detail_type: str, bucket: str, key: str, *, version_id: str | None = None, size: int | None = None,
+             sequencer: str = "00617F08299329D189", deletion_type: str = "Delete Marker Created",
+             reason: str | None = None) -> dict:
+    """An EventBridge S3 event; Object Deleted events carry ``deletion-type`` as S3 sends it."""
+    obj: dict = {"key": key, "etag": "d41d8cd98f00b204e9800998ecf8427e", "sequencer": sequencer}
     if version_id:
         obj["version-id"] = version_id
     if size is not None:
@@ -33,7 +36,8 @@ def s3_event(detail_type: str, bucket: str, key: str, *, version_id: str | None 
             "object": obj,
             "request-id": "N4N7GDK58NMKJ12R",
             "requester": "123456789012",
-            "reason": "PutObject" if detail_type == "Object Created" else "DeleteObject",
+            "reason": reason or ("PutObject" if detail_type == "Object Created" else "DeleteObject"),
+            **({"deletion-type": deletion_type} if detail_type == "Object Deleted" else {}),
         },
     }
 

@@ -95,3 +95,83 @@ def test_chunks_never_span_pages():
 def test_chunker_rejects_bad_sizes(size, overlap):
     with pytest.raises(ValueError, match="chunk_"):
         TokenChunker(chunk_size=size, chunk_overlap=overlap)
+
+
+@pytest.mark.parametrize(("name", "payload", "names"), [
+    ("a.textract.json", {"Blocks": [{"BlockType": "LINE", "Page": "abc", "Text": "x"}]}, "Blocks.0.Page"),
+    ("b.textract.json", {"Blocks": [{"BlockType": "LINE", "Page": None, "Text": "x"}]}, "Blocks.0.Page"),
+    ("c.textract.json", {"Blocks": [{"BlockType": "LINE", "Page": 0, "Text": "x"}]}, "Blocks.0.Page"),
+    ("d.textract.json", {"Blocks": [{"BlockType": "LINE", "Page": 1, "Text": ["x"]}]}, "Blocks.0.Text"),
+    ("e.textract.json", [{"Blocks": []}, {"Blocks": [{"Page": 1}]}], "response 1: Blocks.0.BlockType"),
+    ("f.curated.json", {"schema": "llmops.curated-document/v1", "pages": [{"page": 1, "text": "t"}], "metadata": ["en"]},
+     "metadata"),
+    ("g.curated.json", {"schema": "llmops.curated-document/v1", "pages": [{"page": 1, "text": {"x": 1}}]}, "pages.0.text"),
+    ("h.curated.json", {"schema": "llmops.curated-document/v1", "pages": [{"page": "1", "text": "t"}]}, "pages.0.page"),
+    ("j.curated.json", {"schema": "llmops.curated-document/v1", "pages": [{"page": 1, "text": "t"}], "source": {"key": 5}},
+     "source.key"),
+])
+def test_malformed_json_is_rejected_naming_the_field(name, payload, names):
+    import json
+
+    with pytest.raises(DocumentRejected) as info:
+        load_document(name, json.dumps(payload).encode())
+    assert info.value.reason == "corrupt" and names in str(info.value)
+
+
+def test_deeply_nested_json_is_rejected_not_crashing():
+    with pytest.raises(DocumentRejected, match="nested too deeply") as info:
+        load_document("deep.json", b"[" * 50_000 + b"]" * 50_000)
+    assert info.value.reason == "corrupt"
+
+
+def test_nul_and_lone_surrogates_from_json_are_cleaned_before_chunking():
+    document = load_document("a.textract.json", b'{"Blocks": [{"BlockType": "LINE", "Page": 1, "Text": "a\\u0000b \\ud800c"}]}')
+    assert document.pages[0].text == "ab ?c"
+    TokenChunker(chunk_size=32, chunk_overlap=4).split("d", document, SourceRef(None, "a"))  # the tokenizer accepts it
+
+
+def test_an_unexpected_parser_error_is_a_rejection_with_its_reason(monkeypatch):
+    import lambdas.runtime.rag.loaders as loaders
+
+    monkeypatch.setattr(loaders, "html_to_text", lambda text: (_ for _ in ()).throw(AssertionError("parser bug")))
+    with pytest.raises(DocumentRejected, match="AssertionError: parser bug") as info:
+        load_document("a.html", b"<p>hi</p>")
+    assert info.value.reason == "corrupt"
+
+
+@pytest.mark.parametrize("overlap", [0, 8, 20])
+def test_chunk_offsets_point_at_the_real_place_when_text_repeats(overlap):
+    paragraph = "The quarterly report is due on the first Monday of each quarter and goes to finance."
+    text = "\n\n".join([paragraph] * 12 + ["Closing note: ask finance for the template."])
+    document = load_document("r.txt", text.encode())
+    chunks = TokenChunker(chunk_size=40, chunk_overlap=overlap).split("d", document, SourceRef(None, "r.txt"))
+    assert len(chunks) > 5
+    covered = [False] * len(text)
+    starts = []
+    for c in chunks:
+        start, end = c.metadata["start_offset"], c.metadata["end_offset"]
+        assert text[start:end] == c.text
+        starts.append(start)
+        covered[start:end] = [True] * (end - start)
+    assert starts == sorted(starts) and len(set(starts)) == len(starts)
+    # Every character of text lies in some chunk at its real place: nothing is left unplaced.
+    assert all(covered[i] for i, ch in enumerate(text) if not ch.isspace())
+
+
+def test_a_curated_document_as_data_prep_writes_it_loads():
+    import json
+
+    from lambdas.runtime.data_prep.curated import build_curated
+    from lambdas.runtime.data_prep.enrich import EnrichedDocument
+    from lambdas.runtime.data_prep.textract import Page as PrepPage
+
+    enriched = EnrichedDocument(
+        pages=[PrepPage(1, "The lease ends in March 2027."), PrepPage(2, "Rent is due monthly.")], language="en",
+        entity_counts={"NAME": 1}, mask="[REDACTED]", entities=[{"type": "DATE", "text": "March 2027", "score": 0.99}],
+        key_phrases=["the lease"],
+        classification={"classes": [{"name": "contract", "score": 0.97}], "labels": []})
+    doc = build_curated(document_id="lease-1", source={"bucket": "raw", "key": "raw/lease.pdf", "version_id": "v3"},
+                        enriched=enriched, extractor="pypdf")
+    loaded = load_document("curated/lease-1.curated.json", json.dumps(doc).encode())
+    assert [(p.number, p.text) for p in loaded.pages] == [(1, "The lease ends in March 2027."), (2, "Rent is due monthly.")]
+    assert loaded.source == SourceRef("raw", "raw/lease.pdf", "v3") and loaded.metadata == {"language": "en"}

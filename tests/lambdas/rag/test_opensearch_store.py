@@ -1,7 +1,8 @@
 """OpenSearchVectorStore at the request level: mapping, bulk bodies, kNN query, SigV4 ``aoss`` signing.
 
 Requests go through the real opensearch-py client and signer to a capturing server on
-127.0.0.1; no search results are invented (searches answer with zero hits).
+127.0.0.1 that holds the documents written and answers searches over them, with a refresh window
+when asked (``tests/lambdas/aoss_capture.py``).
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ def aoss():
 @pytest.fixture()
 def store(aoss):
     client = make_client(aoss.url, REGION, credentials=CREDS)
-    return OpenSearchVectorStore(client, "rag-chunks", dimension=DIM, space="cosinesimil")
+    return OpenSearchVectorStore(client, "rag-chunks", dimension=DIM, space="cosinesimil", settle_seconds=0)
 
 
 def test_index_body_is_faiss_hnsw_knn_vector_with_filterable_metadata():
@@ -67,7 +68,7 @@ def test_index_body_is_faiss_hnsw_knn_vector_with_filterable_metadata():
     props = body["mappings"]["properties"]
     assert props["document_id"] == {"type": "keyword"} and props["chunk_id"] == {"type": "keyword"}
     meta = props["metadata"]["properties"]
-    assert meta["page"] == {"type": "integer"} and meta["tenant"] == {"type": "keyword"}
+    assert meta["page"] == {"type": "integer"} and "tenant" not in meta
     # Every filterable field is indexed (else a filter would silently match nothing).
     for name in FILTERABLE_FIELDS - {"document_id"}:
         assert name in meta
@@ -115,7 +116,7 @@ def test_upsert_looks_up_the_documents_chunks_then_bulk_indexes_without_ids(aoss
     assert written == 2
     lookup = aoss.of("POST", "/rag-chunks/_search")[0].json()
     assert lookup["query"] == {"term": {"document_id": "doc-1"}}
-    assert lookup["_source"] is False and lookup["size"] == 10_000
+    assert lookup["sort"] == [{"chunk_id": "asc"}, {"generation": "asc"}] and lookup["size"] == 1_000
     lines = aoss.of("POST", "/_bulk")[0].ndjson()
     assert lines[0] == {"index": {"_index": "rag-chunks"}}  # no _id: VECTORSEARCH assigns ids
     doc = lines[1]
@@ -285,3 +286,105 @@ def test_each_upsert_stamps_one_generation_on_all_its_chunks(aoss, store):
     first, second = (b.ndjson() for b in aoss.of("POST", "/_bulk"))
     assert first[1]["generation"] == first[3]["generation"] > 0
     assert second[1]["generation"] > first[1]["generation"]
+
+
+# -- with documents held by the test double --------------------------------------------------
+
+
+def test_replace_deletes_the_previous_chunks_by_their_server_ids(aoss, store):
+    store.upsert("doc-1", [chunk(0), chunk(1), chunk(2)])
+    first_ids = set(aoss.documents)
+    store.upsert("doc-1", [chunk(5)])
+    assert [s["chunk_id"] for s in aoss.sources(document_id="doc-1")] == ["doc-1:5:h5"]
+    deletes = [line["delete"]["_id"] for line in aoss.of("POST", "/_bulk")[-1].ndjson() if "delete" in line]
+    assert set(deletes) == first_ids
+    hits = store.search([0.5, 0.6, 0.7, 0.8], 3)
+    assert [h.chunk.chunk_id for h in hits] == ["doc-1:5:h5"]
+
+
+def test_documents_of_more_than_ten_thousand_chunks_are_listed_page_by_page_and_deleted(aoss, store):
+    store.upsert("big", [chunk(i, doc="big") for i in range(10_250)])
+    store.upsert("other", [chunk(0, doc="other")])
+    assert len(store.existing_ids("big")) == 10_250
+    pages = [r.json() for r in aoss.of("POST", "/rag-chunks/_search") if r.json().get("search_after")]
+    assert len(pages) >= 10
+    assert store.delete_document("big") == 10_250
+    assert aoss.sources(document_id="big") == [] and len(aoss.sources(document_id="other")) == 1
+
+
+def test_delete_inside_the_refresh_window_converges(aoss):
+    client = make_client(aoss.url, REGION, credentials=CREDS)
+    waits = []
+
+    def wait(seconds):  # the refresh window passes while the store waits
+        waits.append(seconds)
+        aoss.refresh()
+
+    store = OpenSearchVectorStore(client, "rag-chunks", dimension=DIM, settle_seconds=7.5, sleep=wait)
+    aoss.refresh_lag = True
+    store.upsert("doc-1", [chunk(0), chunk(1)])  # written, not yet searchable
+    assert store.existing_ids("doc-1") == []
+    assert store.delete_document("doc-1") == 2
+    assert aoss.sources(document_id="doc-1") == [] and waits[0] == 7.5
+
+
+def test_delete_that_never_converges_raises_for_redelivery(aoss):
+    client = make_client(aoss.url, REGION, credentials=CREDS)
+    store = OpenSearchVectorStore(client, "rag-chunks", dimension=DIM, settle_seconds=1, sleep=lambda s: None)
+    store.upsert("doc-1", [chunk(0)])
+    aoss.refresh_lag = True  # deletions never become visible: every listing still shows the chunk
+    with pytest.raises(RuntimeError, match="still listed"):
+        store.delete_document("doc-1")
+
+
+def test_document_state_reports_the_newest_generation_and_leftovers(aoss, store):
+    from lambdas.runtime.rag.model import INDEXED_SEQUENCER, INDEXED_VERSION
+
+    store.upsert("doc-1", [chunk(0, **{INDEXED_VERSION: "v1", INDEXED_SEQUENCER: "0A"})])
+    state = store.document_state("doc-1")
+    assert state.chunk_ids == {"doc-1:0:h0"} and (state.version, state.sequencer) == ("v1", "0A")
+    # A write the next listing missed (refresh window) leaves an older generation behind.
+    aoss.refresh_lag = True
+    store.upsert("doc-1", [chunk(1, **{INDEXED_VERSION: "v2", INDEXED_SEQUENCER: "0B"})])
+    aoss.refresh()
+    assert len(aoss.sources(document_id="doc-1")) == 1  # the first write's chunk was visible, so deleted
+    assert store.document_state("doc-1").version == "v2"
+    assert store.document_state("missing") is None
+
+
+def test_an_older_event_never_overwrites_or_deletes_a_newer_write(aoss, store):
+    from lambdas.runtime.rag.model import INDEXED_SEQUENCER
+    from lambdas.runtime.rag.store import Superseded
+
+    store.upsert("doc-1", [chunk(0, **{INDEXED_SEQUENCER: "00617F0829932D1A9F"})], sequencer="00617F0829932D1A9F")
+    with pytest.raises(Superseded):
+        store.upsert("doc-1", [chunk(1)], sequencer="00617F08299329D189")
+    with pytest.raises(Superseded):
+        store.delete_document("doc-1", sequencer="00617F08299329D189")
+    assert [s["chunk_id"] for s in aoss.sources(document_id="doc-1")] == ["doc-1:0:h0"]
+    assert store.delete_document("doc-1", sequencer="00617F0829932D1B00") == 1
+
+
+def test_knn_search_returns_stored_chunks_matching_the_filters(aoss, store):
+    store.upsert("doc-1", [chunk(0, language="en"), chunk(1, language="de", page=2)])
+    hits = store.search([0.1, 0.2, 0.3, 0.4], 5, {"page": 2})
+    assert [h.chunk.chunk_id for h in hits] == ["doc-1:1:h1"] and hits[0].chunk.metadata["language"] == "de"
+    assert "vector" not in aoss.of("POST", "/rag-chunks/_search")[-1].json()["_source"].get("includes", [])
+
+
+def test_reingesting_an_unchanged_document_writes_nothing(aoss, embedder):
+    from lambdas.runtime.rag.ingest import IngestionPipeline
+    from lambdas.runtime.rag.loaders import SourceRef
+
+    store = OpenSearchVectorStore(make_client(aoss.url, REGION, credentials=CREDS), "rag-chunks", dimension=384,
+                                  settle_seconds=0)
+    pipeline = IngestionPipeline(store, embedder)
+    source = SourceRef("b", "uploads/a.md", "v1", "0A")
+    text = ("# Refunds\n\nCustomers may ask for a refund within 30 days. " * 20).encode()
+    assert pipeline.ingest_bytes("doc-a", "a.md", text, source).status == "indexed"
+    bulks = len(aoss.of("POST", "/_bulk"))
+    assert pipeline.ingest_bytes("doc-a", "a.md", text, source).status == "unchanged"
+    assert len(aoss.of("POST", "/_bulk")) == bulks
+    # A new version with the same text is written again, so the index names the version S3 holds.
+    assert pipeline.ingest_bytes("doc-a", "a.md", text, SourceRef("b", "uploads/a.md", "v2", "0B")).status == "indexed"
+    assert store.document_state("doc-a").version == "v2"

@@ -11,7 +11,7 @@ import pytest
 
 from lambdas.runtime.rag.model import Chunk
 from lambdas.runtime.rag.pgvector import PgVectorStore
-from lambdas.runtime.rag.store import VectorStore, store_from_env
+from lambdas.runtime.rag.store import store_from_env
 
 pytestmark = pytest.mark.postgres
 
@@ -27,10 +27,6 @@ def chunks_for(document_id, count, *, rng, **metadata):
               {"page": i + 1, "chunk_index": i, **metadata}, unit([rng.gauss(0, 1) for _ in range(384)]))
         for i in range(count)
     ]
-
-
-def test_implements_the_protocol(store):
-    assert isinstance(store, VectorStore)
 
 
 def test_schema_has_hnsw_index_and_is_idempotent(store, pg_conninfo):
@@ -72,12 +68,12 @@ def test_search_orders_by_cosine_similarity_and_returns_metadata(store):
 
 def test_filters_are_exact_matches(store):
     rng = random.Random(3)
-    store.upsert("en-doc", chunks_for("en-doc", 30, rng=rng, language="en", tenant="acme"))
-    store.upsert("de-doc", chunks_for("de-doc", 30, rng=rng, language="de", tenant="acme"))
+    store.upsert("en-doc", chunks_for("en-doc", 30, rng=rng, language="en"))
+    store.upsert("de-doc", chunks_for("de-doc", 30, rng=rng, language="de"))
     query = [rng.gauss(0, 1) for _ in range(384)]
     german = store.search(query, 10, {"language": "de"})
     assert len(german) == 10 and {h.chunk.document_id for h in german} == {"de-doc"}
-    page_two = store.search(query, 10, {"page": 2, "tenant": "acme"})
+    page_two = store.search(query, 10, {"page": 2})
     assert {(h.chunk.document_id, h.chunk.metadata["page"]) for h in page_two} == {("en-doc", 2), ("de-doc", 2)}
     assert store.search(query, 5, {"document_id": "en-doc", "language": "de"}) == []
 
@@ -129,3 +125,41 @@ def test_store_from_env_picks_pgvector(pg_conninfo):
 def test_bad_table_name_is_refused():
     with pytest.raises(ValueError, match="PG_TABLE"):
         PgVectorStore("host=127.0.0.1", table="chunks; DROP TABLE x")
+
+
+def test_a_database_that_does_not_answer_is_store_unavailable_after_one_attempt():
+    import socket
+
+    from lambdas.runtime.rag.store import StoreUnavailable
+
+    # A server that accepts TCP connections and never speaks: what a resuming cluster looks like.
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    port = listener.getsockname()[1]
+    accepted = []
+
+    def accept():
+        while True:
+            try:
+                accepted.append(listener.accept()[0])
+            except OSError:
+                return
+
+    threading.Thread(target=accept, daemon=True).start()
+    store = store_from_env({"VECTOR_STORE_BACKEND": "aurora-pgvector", "PG_CONNECT_TIMEOUT": "2",
+                            "PG_CONNINFO": f"host=127.0.0.1 port={port} dbname=x user=x sslmode=disable"})
+    try:
+        with pytest.raises(StoreUnavailable, match="within 2 s"):
+            store.search([0.1] * 384, 3)
+        assert len(accepted) == 1  # never retried: a second wait would overrun the API's limit
+    finally:
+        listener.close()
+        for conn in accepted:
+            conn.close()
+
+
+@pytest.mark.parametrize("value", ["0", "abc", "1000"])
+def test_connect_timeout_must_be_sensible(value):
+    with pytest.raises(ValueError, match="PG_CONNECT_TIMEOUT"):
+        store_from_env({"VECTOR_STORE_BACKEND": "aurora-pgvector", "PG_CONNECT_TIMEOUT": value, "PG_CONNINFO": "x"})

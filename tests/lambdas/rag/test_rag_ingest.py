@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import boto3
@@ -51,9 +52,34 @@ def aws(aws_env, monkeypatch, pg_conninfo, store, embedder):
         BUILD_INGESTION.cache_clear()
 
 
+# S3 sequencers grow per key with each event; tests draw them in the order the events happened.
+_SEQUENCERS = (f"0069{n:014X}" for n in itertools.count(0x1000))
+
+
 def put(s3, key: str, body: bytes) -> dict:
     version = s3.put_object(Bucket=BUCKET, Key=key, Body=body)["VersionId"]
-    return s3_event("Object Created", BUCKET, key, version_id=version, size=len(body))
+    return s3_event("Object Created", BUCKET, key, version_id=version, size=len(body), sequencer=next(_SEQUENCERS))
+
+
+def delete_marker(s3, key: str) -> dict:
+    marker = s3.delete_object(Bucket=BUCKET, Key=key)["VersionId"]
+    return s3_event("Object Deleted", BUCKET, key, version_id=marker, sequencer=next(_SEQUENCERS),
+                    deletion_type="Delete Marker Created")
+
+
+def delete_version(s3, key: str, version: str, *, reason: str = "DeleteObject") -> dict:
+    s3.delete_object(Bucket=BUCKET, Key=key, VersionId=version)
+    return s3_event("Object Deleted", BUCKET, key, version_id=version, sequencer=next(_SEQUENCERS),
+                    deletion_type="Permanently Deleted", reason=reason)
+
+
+def version_of(event: dict) -> str:
+    return event["detail"]["object"]["version-id"]
+
+
+def indexed_text(store, key: str) -> str:
+    hits = store.search([0.0] * 383 + [1.0], 50, {"document_id": document_id_for(BUCKET, key)})
+    return " ".join(h.chunk.text for h in hits)
 
 
 def run(*events: dict | str) -> dict:
@@ -124,7 +150,7 @@ def test_reingest_never_duplicates_and_delete_removes(aws, store):
     doc_id = document_id_for(BUCKET, "uploads/onboarding.txt")
     texts = " ".join(h.chunk.text for h in store.search([0.0] * 383 + [1.0], 20, {"document_id": doc_id}))
     assert "Parking permits" in texts
-    run(s3_event("Object Deleted", BUCKET, "uploads/onboarding.txt"))
+    run(delete_marker(s3, "uploads/onboarding.txt"))
     assert store.count() == 0
 
 
@@ -163,3 +189,134 @@ def test_url_encoded_keys_are_read(aws, store):
     s3.put_object(Bucket=BUCKET, Key="uploads/red flower.md", Body=POLICY_MD.encode())
     assert run(s3_event("Object Created", BUCKET, "uploads/red+flower.md")) == {"batchItemFailures": []}
     assert store.count() > 0 and dead_letters(sqs, dlq_url) == {}
+
+
+# -- event semantics (docs/rag.md, "Event semantics") ------------------------------------------
+
+
+def test_lifecycle_expiry_of_a_noncurrent_version_keeps_the_current_document(aws, store):
+    s3, sqs, dlq_url = aws
+    first = put(s3, "uploads/policy.md", POLICY_MD.encode())
+    run(first)
+    second = put(s3, "uploads/policy.md", (POLICY_MD + "\nRemote work needs manager approval.").encode())
+    run(second)
+    held = store.document_chunk_ids(document_id_for(BUCKET, "uploads/policy.md"))
+    # 90 days later the bucket's lifecycle rule expires the noncurrent first version.
+    expiry = delete_version(s3, "uploads/policy.md", version_of(first), reason="Lifecycle Expiration")
+    assert run(expiry) == {"batchItemFailures": []}
+    assert store.document_chunk_ids(document_id_for(BUCKET, "uploads/policy.md")) == held
+    assert "Remote work" in indexed_text(store, "uploads/policy.md")
+    assert dead_letters(sqs, dlq_url) == {}
+
+
+def test_permanent_delete_of_the_current_version_indexes_the_version_now_current(aws, store):
+    s3, sqs, dlq_url = aws
+    first = put(s3, "uploads/policy.md", POLICY_MD.encode())
+    second = put(s3, "uploads/policy.md", (POLICY_MD + "\nRemote work needs manager approval.").encode())
+    run(first, second)
+    assert "Remote work" in indexed_text(store, "uploads/policy.md")
+    run(delete_version(s3, "uploads/policy.md", version_of(second)))
+    assert "Remote work" not in indexed_text(store, "uploads/policy.md") and store.count() > 0
+    state = store.document_state(document_id_for(BUCKET, "uploads/policy.md"))
+    assert state.version == version_of(first)
+    run(delete_version(s3, "uploads/policy.md", version_of(first)))  # the last version: nothing is left
+    assert store.count() == 0
+
+
+def test_out_of_order_events_never_put_an_older_version_back(aws, store):
+    s3, sqs, dlq_url = aws
+    old = put(s3, "uploads/policy.md", POLICY_MD.encode())
+    new = put(s3, "uploads/policy.md", (POLICY_MD + "\nRemote work needs manager approval.").encode())
+    assert run(new, old) == {"batchItemFailures": []}  # the SQS standard queue delivered them reversed
+    assert "Remote work" in indexed_text(store, "uploads/policy.md")
+    # A delete marker, then a re-upload, delivered reversed: the document stays.
+    marker = delete_marker(s3, "uploads/policy.md")
+    again = put(s3, "uploads/policy.md", ONBOARDING_TXT.encode())
+    run(again, marker)
+    assert "badge" in indexed_text(store, "uploads/policy.md").lower()
+    assert dead_letters(sqs, dlq_url) == {}
+
+
+def test_a_write_older_than_the_stored_one_is_refused_by_the_store(aws, store, embedder):
+    from lambdas.runtime.rag.store import Superseded
+
+    s3, sqs, dlq_url = aws
+    event = put(s3, "uploads/policy.md", POLICY_MD.encode())
+    run(event)
+    doc_id = document_id_for(BUCKET, "uploads/policy.md")
+    held = store.document_state(doc_id)
+    assert held.sequencer == event["detail"]["object"]["sequencer"]
+    older = "0069" + "0" * 13 + "1"
+    with pytest.raises(Superseded):
+        store.delete_document(doc_id, sequencer=older)
+    pipeline = ingest_handler.ingestion().pipeline
+    from lambdas.runtime.rag.loaders import SourceRef
+
+    outcome = pipeline.ingest_bytes(doc_id, "policy.md", b"# Other\n\nOther text.", SourceRef(BUCKET, "uploads/policy.md", "v0", older))
+    assert outcome.status == "superseded" and store.document_state(doc_id) == held
+
+
+def test_created_event_for_a_vanished_version_is_skipped_not_dead_lettered(aws, store):
+    s3, sqs, dlq_url = aws
+    event = put(s3, "uploads/policy.md", POLICY_MD.encode())
+    s3.delete_object(Bucket=BUCKET, Key="uploads/policy.md", VersionId=version_of(event))
+    assert run(event) == {"batchItemFailures": []}
+    assert store.count() == 0 and dead_letters(sqs, dlq_url) == {}
+
+
+def test_folder_markers_are_ignored(aws, store):
+    s3, sqs, dlq_url = aws
+    marker = put(s3, "uploads/", b"")
+    assert run(marker, s3_event("Object Deleted", BUCKET, "uploads/reports/")) == {"batchItemFailures": []}
+    assert dead_letters(sqs, dlq_url) == {}
+    assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET, Prefix="quarantine/")
+
+
+def test_redelivered_batch_does_not_embed_again(aws, store, monkeypatch):
+    s3, sqs, dlq_url = aws
+    events = [put(s3, "uploads/policy.md", POLICY_MD.encode()), put(s3, "uploads/onboarding.txt", ONBOARDING_TXT.encode())]
+    run(*events)
+    embedder = ingest_handler.ingestion().pipeline.embedder
+    calls = []
+    monkeypatch.setattr(embedder, "embed_documents", lambda texts: calls.append(texts) or [])
+    assert run(*events) == {"batchItemFailures": []}  # a timed-out batch comes back whole
+    assert calls == []
+
+
+@pytest.mark.parametrize(("key", "body", "names"), [
+    ("uploads/scan.textract.json", json.dumps({"Blocks": [{"BlockType": "LINE", "Page": "abc", "Text": "x"}]}), "Page"),
+    ("uploads/scan2.textract.json", json.dumps({"Blocks": [{"BlockType": "LINE", "Page": None, "Text": "x"}]}), "Page"),
+    ("curated/a.curated.json", json.dumps({"schema": "llmops.curated-document/v1", "pages": [{"page": 1, "text": "t"}],
+                                           "metadata": ["en"]}), "metadata"),
+    ("curated/b.curated.json", json.dumps({"schema": "llmops.curated-document/v1", "pages": [{"page": 1, "text": {"x": 1}}]}),
+     "pages.0.text"),
+    ("uploads/deep.textract.json", "[" * 9_000 + "]" * 9_000, "nested too deeply"),
+])
+def test_malformed_json_documents_are_quarantined_with_a_reason_and_the_batch_goes_on(aws, store, key, body, names):
+    s3, sqs, dlq_url = aws
+    bad = put(s3, key, body.encode())
+    good = put(s3, "uploads/policy.md", POLICY_MD.encode())
+    assert run(bad, good) == {"batchItemFailures": []}
+    assert dead_letters(sqs, dlq_url) == {key: "corrupt"}
+    reason = json.loads(s3.get_object(Bucket=BUCKET, Key=f"quarantine/{key}.reason.json")["Body"].read())
+    assert names in reason["message"]
+    assert store.document_ids() == {document_id_for(BUCKET, "uploads/policy.md")}
+
+
+def test_vectors_are_held_as_float32_arrays_while_a_document_is_written(store, embedder):
+    from array import array
+
+    from lambdas.runtime.rag.loaders import SourceRef
+
+    written = []
+
+    class Recording(type(store)):
+        def upsert(self, document_id, chunks, *, sequencer=None):
+            written.extend(chunks)
+            return super().upsert(document_id, chunks, sequencer=sequencer)
+
+    recording = Recording.__new__(Recording)
+    recording.__dict__.update(store.__dict__)
+    IngestionPipeline(recording, embedder).ingest_bytes("d", "policy.md", POLICY_MD.encode(), SourceRef(None, "policy.md"))
+    assert written and all(isinstance(c.vector, array) and c.vector.typecode == "f" for c in written)
+    assert store.count() == len(written)  # and they reach the database intact

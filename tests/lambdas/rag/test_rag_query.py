@@ -246,3 +246,20 @@ def test_a_missing_catalog_prompt_is_a_500_that_says_so(env, indexed, embedder):
     status, body = call({"question": "How long is the laptop warranty?"})
     assert status == 500
     assert body["message"] == "the answer prompt is unavailable: prompt 'rag-answer' has no alias 'prod'"
+
+
+def test_an_unreachable_database_is_a_503_that_says_so(env):
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)  # accepted by the kernel, never answered: a cluster still resuming
+    try:
+        env.setenv("PG_CONNINFO", f"host=127.0.0.1 port={listener.getsockname()[1]} dbname=x user=x sslmode=disable")
+        env.setenv("PG_CONNECT_TIMEOUT", "2")
+        BUILD_PIPELINE.cache_clear()
+        response = query_handler.handler(api_event({"question": "How long is the laptop warranty?"}), LambdaContext())
+    finally:
+        listener.close()
+    assert response["statusCode"] == 503 and response["multiValueHeaders"]["Retry-After"] == ["10"]
+    assert "did not accept a connection within 2 s" in json.loads(response["body"])["message"]

@@ -96,3 +96,42 @@ def test_one_name_found_by_two_rules_counts_once(tmp_path: Path) -> None:
     (doc,) = _curated(out, tmp_path).values()
     assert doc["pages"][0]["text"] == "Hello from [NAME]."
     assert doc["lineage"]["redaction"]["entity_counts"] == {"NAME": 1}
+
+
+@pytest.mark.parametrize(
+    ("name", "body", "error", "reason"),
+    [
+        ("empty.txt", b"", "CorruptDocument", "empty.txt is empty (0 bytes)"),
+        ("blank.md", b"  \n\n\t \n", "CorruptDocument", "blank.md: no text to curate"),
+        ("empty.pdf", b"", "CorruptDocument", "empty.pdf is empty (0 bytes)"),
+    ],
+)
+def test_empty_files_are_quarantined_not_curated(tmp_path: Path, capsys, name: str, body: bytes, error: str, reason: str) -> None:
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / name).write_bytes(body)
+    out = tmp_path / "out"
+    assert main(["local", "prep", str(src), "--out", str(out)]) == 1
+    assert not list(out.glob("*.curated.json"))
+    stored = json.loads((out / "quarantine" / f"{name}.reason.json").read_text())
+    assert stored["error"] == error and reason in stored["reason"]
+
+
+def test_files_over_the_size_cap_are_refused(tmp_path: Path, capsys) -> None:
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "big.txt").write_bytes(b"word " * 300_000)  # 1.5 MB
+    (src / "small.txt").write_text("fine", encoding="utf-8")
+    out = tmp_path / "out"
+    assert main(["local", "prep", str(src), "--out", str(out), "--max-mb", "1"]) == 1
+    stored = json.loads((out / "quarantine" / "big.txt.reason.json").read_text())
+    assert stored["error"] == "DocumentTooLarge" and "big.txt is 1500000 bytes; the limit for .txt here is 1048576 bytes" in stored["reason"]
+    assert len(list(out.glob("*.curated.json"))) == 1
+
+
+@pytest.mark.parametrize("value", ["0", "-3"])
+def test_a_bad_size_cap_is_a_clear_error(tmp_path: Path, capsys, value: str) -> None:
+    src = tmp_path / "a.txt"
+    src.write_text("x", encoding="utf-8")
+    assert main(["local", "prep", str(src), "--out", str(tmp_path / "o"), "--max-mb", value]) == 2
+    assert "--max-mb must be a positive number of megabytes" in capsys.readouterr().err

@@ -39,6 +39,10 @@ def workspace():
     (docs / "photo.txt").write_bytes(b"\xff\xd8\xff\xe0\x00\x10JFIF\x00")
     (docs / "deck.pptx").write_bytes(b"PK\x03\x04")
     (docs / ".hidden.md").write_text("never indexed")
+    # Valid JSON of the wrong shape: each is quarantined with its reason and the run goes on.
+    (docs / "scan.textract.json").write_text(json.dumps({"Blocks": [{"BlockType": "LINE", "Page": "abc", "Text": "x"}]}))
+    (docs / "bad.curated.json").write_text(json.dumps({"schema": "llmops.curated-document/v1",
+                                                       "pages": [{"page": 1, "text": "t"}], "metadata": ["en"]}))
     yield root
     shutil.rmtree(root, ignore_errors=True)
 
@@ -86,7 +90,10 @@ def test_ask_before_ingest_says_what_to_do(cli, workspace, monkeypatch):
 def test_ingest_then_reingest_changes_nothing(indexed, workspace):
     (code, out, err), (code2, out2, _) = indexed
     assert code == 0, err
-    assert "documents: 4 indexed, 0 unchanged, 3 skipped, 0 removed" in out
+    assert "documents: 4 indexed, 0 unchanged, 5 skipped, 0 removed" in out
+    assert "scan.textract.json: bad Textract output: Blocks.0.Page" in out
+    assert "bad.curated.json: bad curated document: metadata" in out
+    assert "Traceback" not in err
     assert "empty.txt: the document is empty" in out
     assert "photo.txt: binary content" in out
     assert "deck.pptx: unsupported file type" in out
@@ -95,7 +102,7 @@ def test_ingest_then_reingest_changes_nothing(indexed, workspace):
     assert total > 0
 
     assert code2 == 0
-    assert "documents: 0 indexed, 4 unchanged, 3 skipped, 0 removed" in out2
+    assert "documents: 0 indexed, 4 unchanged, 5 skipped, 0 removed" in out2
     assert f"chunks:    0 written, {total} in the index" in out2
 
 
@@ -123,6 +130,7 @@ def test_ask_text_output_and_filters(cli, workspace, indexed):
     (["local", "ask", "q", "--top-k", "99"], "top_k must be an integer from 1 to 50"),
     (["local", "ask", "q", "--filter", "colour=red"], "unknown filter field(s): colour"),
     (["local", "ask", "q", "--filter", "nonsense"], "must look like FIELD=VALUE"),
+    (["local", "ask", "q", "--filter", "page=one"], "page must be an integer"),
 ])
 def test_bad_questions_are_refused(cli, argv, message):
     code, out, err = cli(*argv)
@@ -140,7 +148,7 @@ def test_changed_and_deleted_files_are_picked_up(cli, workspace, monkeypatch):
     (docs / "warranty.html").unlink()
     code, out, err = cli("local", "ingest", str(docs), "--no-progress")
     assert code == 0
-    assert "documents: 1 indexed, 2 unchanged, 3 skipped, 1 removed" in out
+    assert "documents: 1 indexed, 2 unchanged, 5 skipped, 1 removed" in out
     code, out, err = cli("local", "ask", "refund period", "--json", "--top-k", "5")
     sources = {c["source"] for c in json.loads(out)["citations"]}
     assert str(docs / "warranty.html") not in sources

@@ -11,7 +11,7 @@ from aws_cdk.assertions import Match
 
 from tests.helpers import config_with, make_app, synth_stage, template_of
 
-ONLY_DATA_PREP = {"capabilities": {"rag": False, "prompt_catalog": False, "fine_tuning": False}}
+ONLY_DATA_PREP = {"capabilities": {"rag": False, "prompt_catalog": False, "fine_tuning": False, "human_review": False}}
 CLASSIFIER = "arn:aws:comprehend:us-east-1:111111111111:document-classifier-endpoint/contracts"
 
 
@@ -67,7 +67,7 @@ def test_steps_get_the_whole_state_and_add_their_result(dev, state: str, result_
 def test_extract_waits_for_the_textract_task_token(dev) -> None:
     extract = _definition(dev)["States"]["Extract"]
     assert extract["Resource"].endswith(":states:::lambda:invoke.waitForTaskToken")
-    assert extract["Parameters"]["Payload"] == {"document.$": "$.document", "task_token.$": "$$.Task.Token"}
+    assert extract["Parameters"]["Payload"] == {"document.$": "$.document", "task_token.$": "$$.Task.Token", "execution_id.$": "$$.Execution.Id"}
     assert extract["TimeoutSeconds"] == 120 * 60 and extract["ResultPath"] == "$.extraction"
 
 

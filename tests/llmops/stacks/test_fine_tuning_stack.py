@@ -11,7 +11,7 @@ from aws_cdk.assertions import Match
 from llmops.config import ConfigError
 from tests.helpers import config_with, make_app, synth_stage, template_of
 
-ONLY_FINE_TUNING = {"capabilities": {"rag": False, "prompt_catalog": False, "data_prep": False}}
+ONLY_FINE_TUNING = {"capabilities": {"rag": False, "prompt_catalog": False, "data_prep": False, "human_review": False}}
 
 
 @pytest.fixture(scope="module")
@@ -139,7 +139,7 @@ def test_mlflow_and_a_second_use_case_with_freshly_built_definitions(tmp_path, m
     from llmops.stage import LlmOpsStage
     from pipelines.build import build_definitions, render
 
-    overrides = {**ONLY_FINE_TUNING, "fine_tuning": {
+    overrides = {**ONLY_FINE_TUNING, "cost": {"max_idle_per_day": None}, "fine_tuning": {
         "mlflow": {"enabled": True},
         "use_cases": {"assistant": {"dataset": "assistant"}, "triage": {"dataset": "tickets", "base_model": "Qwen/Qwen2.5-0.5B"}},
     }}

@@ -86,7 +86,7 @@ def test_network_is_isolated_with_endpoints_and_flow_logs(dev, prod):
     dev.has_resource_properties("AWS::Logs::LogGroup", {"KmsKeyId": Match.any_value()})
     gateways = dev.find_resources("AWS::EC2::VPCEndpoint", {"Properties": {"VpcEndpointType": "Gateway"}})
     assert len(gateways) == 2
-    interfaces = dev.find_resources("AWS::EC2::VPCEndpoint", {"Properties": {"VpcEndpointType": "Interface"}})
+    interfaces = prod.find_resources("AWS::EC2::VPCEndpoint", {"Properties": {"VpcEndpointType": "Interface"}})
     services = {str(e["Properties"]["ServiceName"]) for e in interfaces.values()}
     for name in ("sagemaker.api", "sagemaker.runtime", ".sts", ".logs", ".kms", "ecr.api", "ecr.dkr"):
         assert any(name in s for s in services), name
@@ -116,6 +116,6 @@ def test_every_resource_is_tagged(dev):
 
 def test_configured_endpoints_only(tmp_path):
     stage = synth_stage("dev", {"network": {"interface_endpoints": ["sts"]}, "capabilities": {
-        "data_prep": False, "prompt_catalog": False, "rag": False, "fine_tuning": False}})
+        "data_prep": False, "prompt_catalog": False, "rag": False, "fine_tuning": False, "human_review": False}})
     template = template_of(stage.foundation)
     assert len(template.find_resources("AWS::EC2::VPCEndpoint", {"Properties": {"VpcEndpointType": "Interface"}})) == 1

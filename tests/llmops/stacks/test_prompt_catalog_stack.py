@@ -10,7 +10,7 @@ from aws_cdk.assertions import Match
 from llmops.stacks.prompt_catalog import PROMPTS_DIR, prompts_hash
 from tests.helpers import config_with, make_app, synth_stage, template_of
 
-ONLY_PROMPTS = {"capabilities": {"rag": False, "data_prep": False, "fine_tuning": False, "prompt_catalog": True}}
+ONLY_PROMPTS = {"capabilities": {"rag": False, "data_prep": False, "fine_tuning": False, "prompt_catalog": True, "human_review": False}}
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +114,8 @@ def test_functions_carry_the_catalog_environment(dev_template):
                 "Handler": f"lambdas.{entry}.handler.handler",
                 "Runtime": "python3.13",
                 "Architectures": ["arm64"],
-                "VpcConfig": Match.any_value(),
+                # dev runs functions that reach no VPC resource outside the VPC (the dev cost profile)
+                "VpcConfig": Match.absent(),
                 "Environment": {"Variables": Match.object_like({"PROMPT_TABLE_NAME": Match.any_value(), "PROMPT_OVERFLOW_PREFIX": "prompts/"})},
             },
         )
@@ -158,7 +159,7 @@ def test_api_invoke_grants_name_each_method():
 
 
 def test_rag_query_gets_render_access_only():
-    stage = synth_stage("dev", {"capabilities": {"data_prep": False, "fine_tuning": False, "rag": True, "prompt_catalog": True}})
+    stage = synth_stage("dev", {"capabilities": {"data_prep": False, "fine_tuning": False, "rag": True, "prompt_catalog": True, "human_review": False}})
     rag = template_of(stage.rag)
     catalog_statements = [
         s

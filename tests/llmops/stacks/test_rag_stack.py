@@ -11,7 +11,7 @@ from llmops.config import ConfigError
 from llmops.stacks.rag import check_rag_config
 from tests.helpers import config_with, synth_stage, template_of
 
-ONLY_RAG = {"capabilities": {"data_prep": False, "prompt_catalog": False, "fine_tuning": False}}
+ONLY_RAG = {"capabilities": {"data_prep": False, "prompt_catalog": False, "fine_tuning": False, "human_review": False}}
 
 
 def stage(env: str, **overrides):
@@ -76,8 +76,23 @@ def test_queues_are_cmk_encrypted_with_a_dead_letter_queue(dev):
 
 def test_ingest_function_reports_partial_batch_failures(dev):
     dev.has_resource_properties("AWS::Lambda::EventSourceMapping", {
-        "FunctionResponseTypes": ["ReportBatchItemFailures"], "BatchSize": 10,
+        "FunctionResponseTypes": ["ReportBatchItemFailures"], "BatchSize": 3,
         "ScalingConfig": {"MaximumConcurrency": 5}})
+
+
+def test_ingest_is_sized_for_the_largest_document_it_accepts(dev):
+    from lambdas.runtime.rag.loaders import DEFAULT_MAX_DOCUMENT_BYTES
+    from llmops.stacks.rag import INGEST_BATCH_SIZE
+
+    ingest = functions(dev)["lambdas.rag_ingest.handler.handler"]["Properties"]
+    # Measured (docs/benchmarks.md): 50 MB of text ~ 320 MB peak + ~230 MB of 1024-d float32 vectors.
+    assert DEFAULT_MAX_DOCUMENT_BYTES == 50 * 1024 * 1024 and ingest["MemorySize"] >= 2 * (320 + 230)
+    assert ingest["Timeout"] == 900
+    queue = next(q for q in dev.find_resources("AWS::SQS::Queue").values()
+                 if q["Properties"].get("RedrivePolicy"))["Properties"]
+    assert queue["VisibilityTimeout"] == 6 * ingest["Timeout"]
+    # Worst case per document at the stated rates: ~80 s chunking + embedding of ~55k chunks.
+    assert INGEST_BATCH_SIZE == {"sagemaker": 3, "bedrock": 1}
 
 
 @pytest.mark.parametrize("env,backend_vars", [
@@ -164,7 +179,8 @@ def test_bedrock_models_are_granted_by_model_arn():
 
 
 def test_kendra_backend_has_no_ingestion_queue():
-    template = template_of(stage("staging", vector_store={"backend": "kendra"}).rag)
+    template = template_of(stage("staging", vector_store={"backend": "kendra"},
+                                 network={"interface_endpoints": KENDRA_ENDPOINTS}, cost={"allow": ["kendra"]}).rag)
     template.resource_count_is("AWS::Kendra::Index", 1)
     template.resource_count_is("AWS::SQS::Queue", 0)
     query = functions(template)["lambdas.rag_query.handler.handler"]["Properties"]["Environment"]["Variables"]
@@ -194,7 +210,7 @@ def test_rag_config_errors_name_the_field(overrides, message):
 
 
 def test_query_function_renders_from_the_prompt_catalog_when_it_is_on():
-    rag_stage = synth_stage("dev", {"capabilities": {"data_prep": False, "fine_tuning": False}})
+    rag_stage = synth_stage("dev", {"capabilities": {"data_prep": False, "fine_tuning": False, "human_review": False}})
     template = template_of(rag_stage.rag)
     query = functions(template)["lambdas.rag_query.handler.handler"]["Properties"]["Environment"]["Variables"]
     assert "PROMPT_TABLE_NAME" in query
@@ -229,3 +245,42 @@ def flat_join(value):
     if "Fn::Join" in value:
         return value["Fn::Join"][0].join(flat_join(v) for v in value["Fn::Join"][1])
     return "<ref>"
+
+
+KENDRA_ENDPOINTS = ["kms", "sagemaker_runtime", "kendra", "cloudwatch_logs", "xray"]
+
+
+def test_kendra_backend_needs_the_kendra_endpoint_at_synth():
+    with pytest.raises(ConfigError, match=r"network.interface_endpoints: .*need kendra"):
+        check_rag_config(config_with("staging", {"vector_store": {"backend": "kendra"},
+                                                 "network": {"interface_endpoints": ["kms", "sagemaker_runtime"]}}).get("staging"))
+    # No ingestion queue with Kendra: sqs is not required.
+    check_rag_config(config_with("staging", {"vector_store": {"backend": "kendra"},
+                                             "network": {"interface_endpoints": KENDRA_ENDPOINTS}}).get("staging"))
+
+
+def test_kendra_query_function_can_reach_kendra():
+    built = stage("staging", vector_store={"backend": "kendra"}, network={"interface_endpoints": KENDRA_ENDPOINTS}, cost={"allow": ["kendra"]})
+    rag, foundation = template_of(built.rag), template_of(built.foundation)
+    endpoints = foundation.find_resources("AWS::EC2::VPCEndpoint", {"Properties": {"VpcEndpointType": "Interface"}})
+    kendra = [e for e in endpoints.values() if "kendra" in json.dumps(e["Properties"]["ServiceName"])
+              and "ranking" not in json.dumps(e["Properties"]["ServiceName"])]
+    assert len(kendra) == 1 and kendra[0]["Properties"]["PrivateDnsEnabled"] is True
+    # The endpoint admits HTTPS from the VPC, where the query function runs.
+    groups = foundation.find_resources("AWS::EC2::SecurityGroup")
+    endpoint_group = next(iter(as_list(kendra[0]["Properties"]["SecurityGroupIds"])))["Fn::GetAtt"][0]
+    ingress = groups[endpoint_group]["Properties"]["SecurityGroupIngress"]
+    assert {"CidrIp": "10.40.0.0/16", "FromPort": 443, "ToPort": 443, "IpProtocol": "tcp"}.items() <= ingress[0].items()
+    query = functions(rag)["lambdas.rag_query.handler.handler"]["Properties"]
+    assert query["VpcConfig"]["SubnetIds"] and query["VpcConfig"]["SecurityGroupIds"]
+    retrieve = [s for s in statements(rag) if "kendra:Retrieve" in as_list(s["Action"])]
+    assert len(retrieve) == 1 and "index/" in json.dumps(retrieve[0]["Resource"])
+
+
+def test_query_timeouts_fit_inside_the_api_limit(dev):
+    from llmops.stacks.rag import API_INTEGRATION_LIMIT_S
+
+    query = functions(dev)["lambdas.rag_query.handler.handler"]["Properties"]
+    connect = int(query["Environment"]["Variables"]["PG_CONNECT_TIMEOUT"])
+    assert connect >= 16  # a resuming Aurora cluster (~15 s) still gets its connection
+    assert connect + 5 <= query["Timeout"] < API_INTEGRATION_LIMIT_S  # then a 503 before the gateway gives up

@@ -1,0 +1,1 @@
+"""Delivery: what a release pins, read from the source (dev) account."""

@@ -1,0 +1,1 @@
+"""Monitoring: LLM and RAG metrics, drift against baselines, and the retraining loop."""

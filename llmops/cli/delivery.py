@@ -1,0 +1,182 @@
+"""``llmops release build|check`` and ``llmops delivery doctor|gate``.
+
+``release build --from dev`` is the one command here that needs AWS credentials (of the source
+account); everything else runs offline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def register(registry: dict) -> None:
+    release = registry["root"].add_parser("release", help="build and check the release manifest (release.json)")
+    sub = release.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    build = sub.add_parser("build", help="write release.json from the source account (needs its AWS credentials)")
+    build.add_argument("--from", dest="source", required=True, help="the environment to read (e.g. dev)")
+    build.add_argument("--name", default=None, help="release name (default: the date and time)")
+    build.add_argument("--out", default="release.json")
+    build.add_argument("--region", default=None, help="default: the environment's region")
+    build.set_defaults(func=run_build)
+    check = sub.add_parser("check", help="validate a release manifest offline against the config and prompts/")
+    check.add_argument("manifest", nargs="?", default="release.json")
+    check.add_argument("--env", default=None, help="also check it can be deployed to this environment")
+    check.set_defaults(func=run_check)
+
+    delivery = registry["root"].add_parser("delivery", help="the CI/CD pipeline: bootstrap commands and stage gates")
+    dsub = delivery.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    doctor = dsub.add_parser("doctor", help="print the cdk bootstrap commands every account needs (offline)")
+    doctor.set_defaults(func=run_doctor)
+    gate = dsub.add_parser("gate", help="the automatic checks after a stage is deployed")
+    gate.add_argument("--env", required=True)
+    gate.add_argument("--release", default="release.json")
+    gate.set_defaults(func=run_gate)
+
+
+def _prompt_hashes(prompts_dir: Path) -> dict[str, str]:
+    from lambdas.runtime.prompt_catalog.files import load_prompt_dir
+
+    result = load_prompt_dir(prompts_dir)
+    return {f.prompt_id: f.content.content_hash() for f in result.files}
+
+
+def _config():
+    from llmops.config import load_config
+
+    return load_config()
+
+
+def run_check(args: argparse.Namespace) -> int:
+    from llmops.config import REPO_ROOT, ConfigError
+    from llmops.delivery.release import ReleaseError, deployment_problems, load_release
+
+    try:
+        config = _config()
+        manifest = load_release(args.manifest)
+        if args.env:
+            config.get(args.env)
+        problems = deployment_problems(manifest, config, prompt_hashes=_prompt_hashes(REPO_ROOT / "prompts"))
+    except (ConfigError, ReleaseError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if problems:
+        print("error: " + str(ReleaseError(problems)), file=sys.stderr)
+        return 1
+    models = ", ".join(f"{u} v{p.version}" for u, p in manifest.models.items()) or "none"
+    prompts = sum(len(a) for a in manifest.prompts.values())
+    print(f"release {manifest.name} from {manifest.source_environment}: ok (models: {models}; {prompts} prompt alias pins)")
+    return 0
+
+
+def run_build(args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    import boto3
+
+    from llmops.config import ConfigError
+    from llmops.delivery.release import ReleaseError, parse_release
+    from lambdas.runtime.delivery.release_build import ReleaseBuildError, build_release
+    from lambdas.runtime.prompt_catalog.store import PromptCatalogStore
+
+    try:
+        config = _config()
+        env = config.get(args.source)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    region = args.region or env.region
+    session = boto3.Session(region_name=region)
+    groups = {u: f"{env.name_prefix}-{u}" for u in env.fine_tuning.use_cases} if env.capabilities.fine_tuning else {}
+    store = None
+    aliases: dict[str, list[str]] = {}
+    if env.capabilities.prompt_catalog:
+        from lambdas.runtime.prompt_catalog.files import load_prompt_dir
+        from llmops.config import REPO_ROOT
+
+        from llmops.stacks.prompt_catalog import table_name_for
+
+        store = PromptCatalogStore(
+            table_name_for(env), dynamodb=session.client("dynamodb"), s3=session.client("s3"),
+            overflow_bucket=f"{env.name_prefix}-data-{session.client('sts').get_caller_identity()['Account']}-{region}",
+        )
+        aliases = {f.prompt_id: list(f.aliases) for f in load_prompt_dir(REPO_ROOT / "prompts").files if f.aliases}
+    embedding = None
+    if env.capabilities.rag:
+        embedding = {"model": "sentence-transformers/all-MiniLM-L6-v2" if env.rag.embedding_provider == "sagemaker"
+                     else env.rag.embedding_model_id, "dimension": env.vector_store.dimension, "index": f"{env.name_prefix}-rag"}
+    name = args.name or dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
+    try:
+        manifest, warnings = build_release(
+            name=name, source_environment=env.name, sagemaker=session.client("sagemaker"), s3=session.client("s3"),
+            prompt_store=store, package_groups=groups, prompt_aliases=aliases, embedding=embedding,
+        )
+        parse_release(manifest)
+    except (ReleaseBuildError, ReleaseError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    Path(args.out).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(f"wrote {args.out}: release {name} from {env.name}")
+    return 0
+
+
+def bootstrap_commands(config) -> list[str]:
+    """One ``cdk bootstrap`` per target account, trusting the tooling account (and the tooling one itself)."""
+    delivery = config.delivery
+    if delivery is None:
+        raise ValueError("delivery: no delivery section in the config")
+    policy = "arn:aws:iam::aws:policy/AdministratorAccess"
+    lines = [f"npx cdk bootstrap aws://{delivery.account}/{delivery.region}   # the tooling account, once"]
+    for name in delivery.stages:
+        env = config.get(name)
+        account = env.account or delivery.account
+        region = env.region or delivery.region
+        lines.append(
+            f"npx cdk bootstrap aws://{account}/{region} --trust {delivery.account} "
+            f"--trust-for-lookup {delivery.account} --cloudformation-execution-policies {policy}   # {name}"
+        )
+    return lines
+
+
+def run_doctor(args: argparse.Namespace) -> int:
+    from llmops.config import ConfigError
+
+    try:
+        config = _config()
+        lines = bootstrap_commands(config)
+    except (ConfigError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    delivery = config.delivery
+    print("# Bootstrap every account the pipeline deploys to, trusting the tooling account:")
+    print("\n".join(lines))
+    print("# Replace AdministratorAccess with a narrower execution policy where your organisation requires it.")
+    print(f"# Then deploy the pipeline once: npx cdk deploy Delivery (stack {delivery.name_prefix}-pipeline); "
+          "it updates itself from the repository after that.")
+    if delivery.example:
+        print("# warning: delivery.example is true: the accounts are examples and the pipeline template refuses to deploy.")
+    return 0
+
+
+def run_gate(args: argparse.Namespace) -> int:
+    """Checks after a stage: the release still deploys to this environment and its models meet the thresholds."""
+    from llmops.config import ConfigError
+    from llmops.delivery.release import ReleaseError, deployment_problems, load_release
+
+    try:
+        config = _config()
+        env = config.get(args.env)
+        manifest = load_release(args.release)
+    except (ConfigError, ReleaseError) as err:
+        print(f"gate {args.env}: error: {err}", file=sys.stderr)
+        return 2
+    problems = deployment_problems(manifest, config)
+    if problems:
+        print(f"gate {env.name}: stopped:\n  " + "\n  ".join(problems), file=sys.stderr)
+        return 1
+    print(f"gate {env.name}: release {manifest.name} passed (thresholds, approvals, embedding dimension)")
+    return 0

@@ -1,0 +1,147 @@
+"""The delivery pipeline: stage order, approvals, gates and their commands, IAM scoped to the named accounts."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from aws_cdk.assertions import Template
+
+from llmops.config import ConfigError
+from tests.helpers import config_with, make_app, raw_config
+from llmops.config import parse_config
+
+pytestmark = pytest.mark.xdist_group("delivery")
+
+
+@pytest.fixture(scope="module")
+def pipeline():
+    from llmops.app import build_app
+
+    app = build_app(make_app(), config=parse_config(raw_config()), nag=False)
+    stack = app.node.find_child("Delivery")
+    return stack, Template.from_stack(stack)
+
+
+def _stages(template):
+    (pipeline,) = template.find_resources("AWS::CodePipeline::Pipeline").values()
+    return pipeline["Properties"]["Stages"]
+
+
+def test_stages_in_config_order_with_approval_before_prod_only(pipeline):
+    _, template = pipeline
+    names = [s["Name"] for s in _stages(template)]
+    assert names == ["Source", "Build", "UpdatePipeline", "Assets", "dev", "staging", "prod"]
+    actions = {s["Name"]: [a["Name"] for a in s["Actions"]] for s in _stages(template)}
+    assert any("Approve-prod" in a for a in actions["prod"])
+    assert not any("Approve" in a for a in actions["dev"] + actions["staging"])
+    for name in ("dev", "staging", "prod"):
+        assert any(f"Gate-{name}" in a for a in actions[name])
+    # The approval comes before the prod deployment; the gate after it.
+    prod = next(s for s in _stages(template) if s["Name"] == "prod")["Actions"]
+    order = {a["Name"]: a["RunOrder"] for a in prod}
+    approve = next(v for k, v in order.items() if "Approve" in k)
+    gate = next(v for k, v in order.items() if "Gate" in k)
+    deploys = [v for k, v in order.items() if k.endswith(".Deploy")]
+    assert approve < min(deploys) and gate > max(deploys)
+
+
+def _buildspec(template, fragment):
+    for project in template.find_resources("AWS::CodeBuild::Project").values():
+        spec = project["Properties"]["Source"].get("BuildSpec", "")
+        if fragment in json.dumps(spec):
+            return json.dumps(spec)
+    raise AssertionError(f"no CodeBuild project runs {fragment!r}")
+
+
+def test_synth_step_runs_the_same_gates_as_a_laptop(pipeline):
+    _, template = pipeline
+    spec = _buildspec(template, "make synth")
+    assert "make test" in spec and ".venv/bin/llmops release check release.json" in spec
+
+
+def test_gates_check_the_release_against_each_environment(pipeline):
+    _, template = pipeline
+    for name in ("dev", "staging", "prod"):
+        spec = _buildspec(template, f"llmops delivery gate --env {name}")
+        assert f"llmops release check release.json --env {name}" in spec
+
+
+def test_no_assume_role_on_role_wildcards(pipeline):
+    _, template = pipeline
+    for policy in template.find_resources("AWS::IAM::Policy").values():
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            if "sts:AssumeRole" in json.dumps(statement["Action"]):
+                resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+                for resource in resources:
+                    assert "role/*" not in json.dumps(resource), statement
+                    text = json.dumps(resource)
+                    # a role of this stack, or a CDK bootstrap role of one of the named accounts
+                    assert "Fn::GetAtt" in text or (
+                        "cdk-hnb659fds-" in text
+                        and any(a in text for a in ("333333333333", "111111111111", "222222222222", "AWS::AccountId"))
+                    ), text
+
+
+def test_gate_reads_only_its_environments_packages(pipeline):
+    _, template = pipeline
+    found = {}
+    for policy in template.find_resources("AWS::IAM::Policy").values():
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            if statement["Action"] == "sagemaker:DescribeModelPackage":
+                found[statement["Resource"]] = True
+    assert set(found) == {
+        "arn:aws:sagemaker:us-east-1:333333333333:model-package/llmops-dev-*/*",
+        "arn:aws:sagemaker:us-east-1:111111111111:model-package/llmops-stg-*/*",
+        "arn:aws:sagemaker:us-east-1:222222222222:model-package/llmops-prd-*/*",
+    }
+
+
+def test_cross_account_keys_and_example_guard(pipeline):
+    _, template = pipeline
+    template.has_resource_properties("AWS::KMS::Key", {"EnableKeyRotation": True})
+    rules = template.to_json().get("Rules", {})
+    assert "ExampleAccountsOnly" in rules
+
+
+def test_no_pipeline_when_only_some_environments_are_synthesized():
+    from llmops.app import build_app
+
+    app = build_app(make_app(env="dev"), config=parse_config(raw_config()), nag=False)
+    assert app.node.try_find_child("Delivery") is None
+
+
+@pytest.mark.parametrize(
+    "delivery, message",
+    [
+        ({"stages": ["dev", "prod"]}, "delivery.stages: prod (production) must come after staging"),
+        ({"stages": ["dev", "qa"]}, "delivery.stages: unknown environment(s) ['qa']"),
+        ({"example": False}, "delivery.account: 333333333333 is an example account"),
+        ({"source": {"kind": "s3"}}, "bucket and key: an s3 source needs both"),
+        ({"source": {"connection_arn": "nope"}}, "delivery.source: connection_arn"),
+        ({"account": 333333333333}, "delivery.account"),
+    ],
+)
+def test_bad_delivery_config_is_refused_naming_the_field(delivery, message):
+    raw = raw_config()
+    for key, value in delivery.items():
+        if isinstance(value, dict):
+            raw["delivery"][key].update(value)
+        else:
+            raw["delivery"][key] = value
+    with pytest.raises(ConfigError) as err:
+        parse_config(raw)
+    assert message in str(err.value)
+
+
+def test_skipping_staging_is_allowed_only_when_config_says_so():
+    raw = raw_config()
+    raw["delivery"].update(stages=["dev", "prod"], allow_skipping_staging=True)
+    assert parse_config(raw).delivery.stages == ("dev", "prod")
+
+
+def test_a_placeholder_stage_account_stops_a_real_pipeline():
+    raw = raw_config()
+    raw["delivery"].update(example=False, account="444455556666")
+    with pytest.raises(ConfigError, match="environments.staging.account: 111111111111 is an example account"):
+        parse_config(raw)
