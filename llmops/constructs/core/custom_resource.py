@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from aws_cdk import RemovalPolicy, Stack
+from aws_cdk import RemovalPolicy, Stack, Stage
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
@@ -52,8 +52,10 @@ def custom_resource_provider(scope: Construct, id: str, *, on_event: "PlatformFu
     framework_cfn = framework.node.default_child
     framework_cfn.reserved_concurrent_executions = reserved_concurrency_for(scope, "default")
     # CloudFormation invokes the framework asynchronously: a failed invocation is kept, with its event.
+    foundation = getattr(Stage.of(scope), "foundation", None)  # an LlmOpsStage: its alarm topic
     dead_letters = DeadLetterQueue(scope, f"{id}DeadLetterQueue", key=key,
-                                   purpose=f"the {id} custom-resource provider framework's asynchronous invocations")
+                                   purpose=f"the {id} custom-resource provider framework's asynchronous invocations",
+                                   alarm_actions=getattr(foundation, "alarm_actions", ()))
     # Exactly what sending to a CMK-encrypted queue needs (grant_send_messages adds kms:ReEncrypt*/GenerateDataKey*).
     framework.add_to_role_policy(iam.PolicyStatement(actions=["sqs:SendMessage"], resources=[dead_letters.queue_arn]))
     framework.add_to_role_policy(iam.PolicyStatement(actions=["kms:GenerateDataKey", "kms:Decrypt"], resources=[key.key_arn]))
