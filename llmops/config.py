@@ -39,7 +39,7 @@ INTERFACE_ENDPOINTS: dict[str, str] = {
     "sqs": "SQS",
     "sns": "SNS",
     "ssm": "SSM",
-    "lambda": "LAMBDA",
+    "lambda": "LAMBDA_",  # jsii renames the member (lambda is a Python keyword)
     "step_functions": "STEP_FUNCTIONS",
     "eventbridge": "EVENTBRIDGE",
     "textract": "TEXTRACT",
@@ -896,6 +896,31 @@ class InferenceConfig(_Model):
     data_capture_percent: int = Field(100, ge=0, le=100)  # 0 turns capture off
 
 
+# Function folders (lambdas/<name>/handler.py) reserved_concurrency may name.
+FUNCTION_NAMES = tuple(sorted(p.parent.name for p in (REPO_ROOT / "lambdas").glob("*/handler.py")))
+
+
+class FunctionsConfig(_Model):
+    """Lambda defaults: the concurrency each function may take from the account (the rest stays free)."""
+
+    # Per function folder; "default" applies to every function not named, the provider frameworks included.
+    reserved_concurrency: dict[str, int] = {"default": 10, "rag_query": 50, "prompt_catalog_api": 20, "rag_ingest": 20}
+
+    @field_validator("reserved_concurrency")
+    @classmethod
+    def _concurrency(cls, value: dict[str, int]) -> dict[str, int]:
+        value = {"default": 10, **value}
+        for name, limit in value.items():
+            if name != "default" and name not in FUNCTION_NAMES:
+                raise ValueError(f"unknown function {name!r}; allowed: default, {', '.join(FUNCTION_NAMES)}")
+            if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 1000:
+                raise ValueError(f"{name}: reserved concurrency must be an integer 1-1000, got {limit!r}")
+        return value
+
+    def reserved_for(self, function: str) -> int:
+        return self.reserved_concurrency.get(function, self.reserved_concurrency["default"])
+
+
 class EnvironmentConfig(_Model):
     """One deployable environment (dev, staging, prod, or any name the team adds)."""
 
@@ -929,6 +954,7 @@ class EnvironmentConfig(_Model):
     inference: InferenceConfig = InferenceConfig()
     # Facts of instance types newer than llmops/instance_types.py, by name ("ml.g7.2xlarge": {...}).
     instance_facts: dict[str, InstanceFactsConfig] = {}
+    functions: FunctionsConfig = FunctionsConfig()
     log_retention_days: Literal[1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653] = 90
 
     @field_validator("account", mode="before")

@@ -79,7 +79,8 @@ class DataPrepStack(Stack):
         def step(id: str, entry: str, description: str, **kw) -> PlatformFunction:
             return PlatformFunction(
                 self, id, entry=entry, runtime_packages=["data_prep"], key=key, network=network,
-                environment=common_env, description=description, log_retention=log_retention, **kw,
+                environment=common_env, description=description, log_retention=log_retention,
+                invoked_by="a data-prep state machine task (LambdaInvoke, synchronous)", **kw,
             )
 
         self.validate_function = step("ValidateFunction", "data_prep_validate", "Data prep: classify an upload or reject it")

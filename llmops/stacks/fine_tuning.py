@@ -21,6 +21,7 @@ from constructs import Construct
 from llmops.config import EnvironmentConfig
 from llmops.constructs.core import DeadLetterQueue
 from llmops.constructs.fine_tuning import FineTuningPipeline, ModelRegistry, load_compiled_definitions
+from llmops.constructs.core.scanner import scanner_exception
 from llmops.nag import acknowledge
 from llmops.stacks.foundation import FoundationStack
 from pipelines import profiles
@@ -52,6 +53,7 @@ class FineTuningStack(Stack):
         # Nodes of a distributed training job talk to each other (NCCL / torchrun rendezvous).
         self.security_group.add_ingress_rule(self.security_group, ec2.Port.all_traffic(), "between training nodes")
         subnet_ids = network.vpc.select_subnets(subnet_type=network.subnets.subnet_type).subnet_ids
+        self._job_subnet_ids = subnet_ids
 
         # --- execution role (pipeline and its jobs) ---------------------------------------------
         self.role = iam.Role(
@@ -66,6 +68,20 @@ class FineTuningStack(Stack):
             sid="ReadStepCode",
             actions=["s3:GetObject"],
             resources=[f"arn:{self.partition}:s3:::{self.code.s3_bucket_name}/{self.code.s3_object_key}"],
+        ))
+        # S3Prefix inputs list the prefix before downloading: ListBucket limited to the archive's key.
+        self.role.add_to_policy(iam.PolicyStatement(
+            sid="ListStepCode",
+            actions=["s3:ListBucket"],
+            resources=[f"arn:{self.partition}:s3:::{self.code.s3_bucket_name}"],
+            conditions={"StringLike": {"s3:prefix": [self.code.s3_object_key + "*"]}},
+        ))
+        # The pipeline passes this same role to every processing and training job it starts.
+        self.role.add_to_policy(iam.PolicyStatement(
+            sid="PassRoleToJobs",
+            actions=["iam:PassRole"],
+            resources=[self.role.role_arn],
+            conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
         ))
         artifacts.grant_read_write(self.role, RUNS_PREFIX)  # prepared data, checkpoints, models, reports
         artifacts.grant_read(self.role, BASE_MODELS_PREFIX)
@@ -185,14 +201,28 @@ class FineTuningStack(Stack):
             iam.PolicyStatement(sid="EcrLogin", actions=["ecr:GetAuthorizationToken"], resources=["*"]),
             iam.PolicyStatement(
                 sid="JobNetworkInterfaces",
-                actions=["ec2:CreateNetworkInterface", "ec2:CreateNetworkInterfacePermission", "ec2:DeleteNetworkInterface",
+                actions=["ec2:CreateNetworkInterface", "ec2:DeleteNetworkInterface",
                          "ec2:DeleteNetworkInterfacePermission", "ec2:DescribeNetworkInterfaces", "ec2:DescribeVpcs",
                          "ec2:DescribeDhcpOptions", "ec2:DescribeSubnets", "ec2:DescribeSecurityGroups"],
                 resources=["*"],
             ),
+            # SageMaker's VPC docs: the permission is only ever for SageMaker, on the jobs' subnets.
+            iam.PolicyStatement(
+                sid="JobNetworkInterfacePermissions",
+                actions=["ec2:CreateNetworkInterfacePermission"],
+                resources=["*"],
+                conditions={
+                    "StringEquals": {"ec2:AuthorizedService": "sagemaker.amazonaws.com"},
+                    "ArnEquals": {"ec2:Subnet": [f"arn:{self.partition}:ec2:{self.region}:{self.account}:subnet/{s}"
+                                                 for s in self._job_subnet_ids]},
+                },
+            ),
             iam.PolicyStatement(sid="JobMetrics", actions=["cloudwatch:PutMetricData"], resources=["*"],
                                 conditions={"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}}),
         ])
+        scanner_exception(unscoped, "unconstrained-write",
+                          "SageMaker creates and deletes the ENIs of VPC jobs at run time with ids unknown at deploy "
+                          "time; the one ENI permission write is conditioned on sagemaker and the jobs' subnets.")
         acknowledge(unscoped, "AwsSolutions-IAM5[Resource::*]",
                     "ecr:GetAuthorizationToken, the EC2 network-interface calls SageMaker makes for VPC jobs and "
                     "cloudwatch:PutMetricData (limited to /aws/sagemaker/* namespaces) have no resource-level permissions.")

@@ -51,6 +51,7 @@ class HumanReviewStack(Stack):
         )
         self.start_function = PlatformFunction(
             self, "StartFunction", entry="human_review_start", runtime_packages=["human_review"], key=key,
+            invoked_by="its SQS event-source mapping (failures return to the review queue and its redrive DLQ)",
             network=foundation.network, description="Human review: start one A2I loop per routed answer",
             environment={"FLOW_DEFINITION_ARN": self.review.flow_definition_arn, "REVIEW_INSTRUCTIONS": review.instructions},
             timeout=Duration.seconds(30), log_retention=log_retention,
@@ -60,20 +61,21 @@ class HumanReviewStack(Stack):
         self.review.grant_start_loop(self.start_function.role)
 
         # --- results: S3 output -> dataset version, evaluation record, metrics ------------------
+        self.results_dead_letter_queue = DeadLetterQueue(self, "ResultsDeadLetterQueue", key=key,
+                                                         purpose="review outputs the results function could not process",
+                                                         alarm_actions=foundation.alarm_actions)
         self.results_function = PlatformFunction(
             self, "ResultsFunction", entry="human_review_results", runtime_packages=["human_review", "data_prep"], key=key,
             network=foundation.network, description="Human review: reviewed answers -> dataset versions, evaluation set, metrics",
             environment={"REVIEW_DATASET": review.dataset, "EVALUATION_PREFIX": EVALUATION_PREFIX},
             timeout=Duration.minutes(1), log_retention=log_retention,
+            dead_letter_queue=self.results_dead_letter_queue,  # EventBridge invokes it asynchronously
         )
         data.grant_read(self.results_function.role, OUTPUT_PREFIX)
         data.grant_write(self.results_function.role, f"datasets/{review.dataset}/")
         data.grant_read(self.results_function.role, f"datasets/{review.dataset}/")  # the next version number
         data.grant_write(self.results_function.role, EVALUATION_PREFIX)
         data.grant_write(self.results_function.role, QUARANTINE_PREFIX)
-        self.results_dead_letter_queue = DeadLetterQueue(self, "ResultsDeadLetterQueue", key=key,
-                                                         purpose="review outputs the results function could not process",
-                                                         alarm_actions=foundation.alarm_actions)
         self.results_rule = events.Rule(
             self, "ReviewOutputs", description="Human review: A2I review outputs written under reviews/output/",
             event_pattern=events.EventPattern(

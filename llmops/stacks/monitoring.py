@@ -103,9 +103,13 @@ class MonitoringStack(Stack):
             removal_policy=removal_policy(cfg) if removal_policy(cfg) != RemovalPolicy.SNAPSHOT else RemovalPolicy.RETAIN,
         )
         pipelines = {u: profiles.pipeline_name(cfg, u) for u in use_cases}
+        self.retraining_dead_letter_queue = DeadLetterQueue(
+            self, "RetrainingDeadLetterQueue", key=key, purpose="drift alarm events the retraining function could not handle",
+            alarm_actions=foundation.alarm_actions)
         fn = PlatformFunction(
             self, "RetrainingFunction", entry="monitoring_retraining", runtime_packages=["monitoring"], key=key,
             network=foundation.network, description="Monitoring: drift alarm -> throttled, approved, recorded retraining",
+            dead_letter_queue=self.retraining_dead_letter_queue,  # EventBridge invokes it asynchronously
             log_retention=retention_days(cfg.log_retention_days),
             environment={
                 "DECISIONS_TABLE": self.decisions.table_name, "PIPELINES": json.dumps(pipelines, sort_keys=True),
@@ -122,9 +126,6 @@ class MonitoringStack(Stack):
             actions=["sagemaker:StartPipelineExecution"],
             resources=[self.format_arn(service="sagemaker", resource="pipeline", resource_name=p) for p in pipelines.values()]))
         fn.role.add_to_policy(iam.PolicyStatement(actions=["sns:Publish"], resources=[foundation.alarm_topic.topic_arn]))
-        self.retraining_dead_letter_queue = DeadLetterQueue(
-            self, "RetrainingDeadLetterQueue", key=key, purpose="drift alarm events the retraining function could not handle",
-            alarm_actions=foundation.alarm_actions)
         self.retraining_rule = events.Rule(
             self, "DriftAlarms", description="Monitoring: drift alarms entering ALARM ask for retraining",
             event_pattern=events.EventPattern(

@@ -22,6 +22,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from llmops.config import REPO_ROOT, EnvironmentConfig
+from llmops.constructs.core.scanner import scanner_exception
 from llmops.constructs.core import PlatformFunction, api_alarms, retention_days
 from llmops.constructs.prompt_catalog import PromptCatalog
 from llmops.nag import acknowledge
@@ -77,6 +78,7 @@ class PromptCatalogStack(Stack):
             self,
             "ApiFunction",
             entry="prompt_catalog_api",
+            invoked_by="the prompt catalog REST API (API Gateway proxy integration)",
             runtime_packages=["prompt_catalog"],
             key=key,
             network=foundation.network,
@@ -95,6 +97,7 @@ class PromptCatalogStack(Stack):
             self,
             "SyncFunction",
             entry="prompt_catalog_sync",
+            invoked_by="the custom-resource provider framework (synchronous invoke)",
             runtime_packages=["prompt_catalog"],
             extra_files=("prompts",),
             key=key,
@@ -152,6 +155,9 @@ class PromptCatalogStack(Stack):
                 tracing_enabled=True,
             ),
         )
+        scanner_exception(api.deployment_stage, "api-cache",
+                          "Prompt aliases move on every promotion; the prompt client already caches per process for "
+                          "its TTL, so a stage cache would add a second staleness window and an hourly cost.")
         body_validator = api.add_request_validator("BodyValidator", validate_request_body=True, validate_request_parameters=True)
         params_validator = api.add_request_validator("ParamsValidator", validate_request_body=False, validate_request_parameters=True)
         integration = apigw.LambdaIntegration(self.api_function.function, proxy=True, allow_test_invoke=False)

@@ -26,6 +26,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from llmops.config import ConfigError, EnvironmentConfig
+from llmops.constructs.core.scanner import scanner_exception
 from llmops.constructs.core import DeadLetterQueue, PlatformFunction, api_alarms, retention_days
 from llmops.constructs.rag import VectorStore, vector_store_for
 from llmops.nag import acknowledge
@@ -165,7 +166,7 @@ class RagStack(Stack):
         if prompt_catalog is not None:  # else the default template in code (prompt "rag-answer", version 0)
             query_env["PROMPT_TABLE_NAME"] = prompt_catalog.table_name
         self.query_function = PlatformFunction(
-            self, "QueryFunction", entry="rag_query", runtime_packages=["rag", "prompt_catalog", "monitoring"], key=key, network=network,
+            self, "QueryFunction", invoked_by="the RAG query REST API (API Gateway proxy integration)", entry="rag_query", runtime_packages=["rag", "prompt_catalog", "monitoring"], key=key, network=network,
             needs_vpc=self.needs_vpc,
             description="RAG query: embed, retrieve, prompt, generate, cite", environment=query_env,
             memory_size=1024, timeout=Duration.seconds(QUERY_TIMEOUT_S), log_retention=log_retention,
@@ -212,7 +213,7 @@ class RagStack(Stack):
 
         rag = cfg.rag
         self.ingest_function = PlatformFunction(
-            self, "IngestFunction", entry="rag_ingest", runtime_packages=["rag"], key=key, network=foundation.network,
+            self, "IngestFunction", invoked_by="its SQS event-source mapping (failures return to the queue and its redrive DLQ)", entry="rag_ingest", runtime_packages=["rag"], key=key, network=foundation.network,
             needs_vpc=self.needs_vpc,
             description="RAG ingestion: load, chunk, embed and upsert documents from S3 events",
             environment={
@@ -284,6 +285,9 @@ class RagStack(Stack):
                 tracing_enabled=True,
             ),
         )
+        scanner_exception(api.deployment_stage, "api-cache",
+                          "Every request is a POST of a different question whose answer depends on the index at that "
+                          "moment; a stage cache would only serve stale answers and costs per hour.")
         model = api.add_model(
             "QueryRequest", content_type="application/json", model_name="QueryRequest",
             schema=apigw.JsonSchema(

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import jsii
-from aws_cdk import AssetHashType, BundlingOptions, DockerImage, Duration, ILocalBundling, RemovalPolicy, Stack
+from aws_cdk import AssetHashType, BundlingOptions, DockerImage, Duration, ILocalBundling, RemovalPolicy, Stack, Stage
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -22,12 +22,22 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from llmops.constructs.core.lambda_bundle import LambdaBundle
+from llmops.constructs.core.scanner import scanner_exception
 from llmops.nag import acknowledge
 
 if TYPE_CHECKING:
     from llmops.constructs.core.network import PlatformNetwork
 
 RUNTIME = lambda_.Runtime.PYTHON_3_13
+# Used where no environment config is in scope (constructs built outside an LlmOpsStage).
+DEFAULT_RESERVED_CONCURRENCY = 10
+
+
+def reserved_concurrency_for(scope: Construct, function: str) -> int:
+    """``functions.reserved_concurrency`` of the environment being built, for ``function`` (a lambdas/ folder)."""
+    env_config = getattr(Stage.of(scope), "env_config", None)
+    functions = getattr(env_config, "functions", None)
+    return functions.reserved_for(function) if functions is not None else DEFAULT_RESERVED_CONCURRENCY
 
 
 @jsii.implements(ILocalBundling)
@@ -62,6 +72,7 @@ class PlatformFunction(Construct):
         log_retention: logs.RetentionDays = logs.RetentionDays.THREE_MONTHS,
         extra_files: Sequence[str] = (),
         dead_letter_queue: sqs.IQueue | None = None,
+        invoked_by: str | None = None,
         bundle: LambdaBundle | None = None,
         needs_vpc: bool = False,
     ) -> None:
@@ -69,7 +80,7 @@ class PlatformFunction(Construct):
         # needs_vpc: the function reaches a VPC resource (a database); otherwise the network's
         # functions_in_vpc setting decides whether it runs in the isolated subnets.
         network = network.for_function(needs_vpc) if network is not None else None
-        self.network = network
+        self.network = network  # custom-resource providers of this handler run in the same subnets
         if not 128 <= memory_size <= 10240:
             raise ValueError(f"memory_size: must be 128-10240 MB, got {memory_size}")
         if key is None:
@@ -78,6 +89,13 @@ class PlatformFunction(Construct):
             entry=entry, runtime_packages=tuple(runtime_packages), extra_files=tuple(extra_files)
         )
         stack = Stack.of(self)
+        if dead_letter_queue is None and not invoked_by:
+            raise ValueError(
+                f"{id}: pass dead_letter_queue (asynchronous invocations keep their failures) or invoked_by "
+                "(the synchronous caller, recorded as the reason it needs none)"
+            )
+        if reserved_concurrency is None:
+            reserved_concurrency = reserved_concurrency_for(self, entry)
 
         self.log_group = logs.LogGroup(
             self,
@@ -170,6 +188,18 @@ class PlatformFunction(Construct):
         cfn = self.function.node.default_child
         cfn.tracing_config = lambda_.CfnFunction.TracingConfigProperty(mode="Active")
         self.function.node.add_dependency(self.runtime_policy)
+        if network is None:
+            scanner_exception(self.function, "vpc",
+                              "Reaches no VPC resource and the environment keeps such functions outside the VPC "
+                              "(network.functions_in_vpc); it calls AWS APIs over TLS with its IAM role only.")
+        if dead_letter_queue is None:
+            scanner_exception(self.function, "dead-letter",
+                              f"Invoked synchronously only, by {invoked_by}: the caller receives and handles every "
+                              "error, so there is no asynchronous failure to keep.")
+        scanner_exception(self.runtime_policy, "unconstrained-write",
+                          "X-Ray PutTraceSegments/PutTelemetryRecords and the Lambda VPC network-interface calls take "
+                          "no resource ARN or condition key that narrows them (AWSLambdaVPCAccessExecutionRole grants "
+                          "the same on \"*\").")
         acknowledge(
             self.function,
             "AwsSolutions-L1",

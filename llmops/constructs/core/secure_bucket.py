@@ -8,6 +8,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from llmops.constructs.core.scanner import scanner_exception
 from llmops.nag import acknowledge, acknowledge_wildcard_resource
 
 
@@ -36,6 +37,9 @@ class AccessLogBucket(Construct):
                 )
             ],
         )
+        scanner_exception(self.bucket, "bucket-logging",
+                          "This is the access-log destination of every platform bucket; S3 cannot log a bucket's "
+                          "access into itself without logging its own log deliveries.")
         acknowledge(
             self.bucket,
             "AwsSolutions-S1",

@@ -24,6 +24,7 @@ from constructs import Construct
 from llmops.constructs.core.network import PlatformNetwork
 from llmops.constructs.core.platform_function import PlatformFunction
 from llmops.constructs.core.secure_bucket import SecureBucket
+from llmops.constructs.core.scanner import scanner_exception
 from llmops.nag import acknowledge
 
 TEXTRACT_FEATURES = ("LAYOUT", "TABLES", "FORMS")
@@ -94,6 +95,7 @@ class DocumentExtraction(Construct):
             self,
             "StartFunction",
             entry="data_prep_extract_start",
+            invoked_by="the data-prep state machine (LambdaInvoke with a task token, synchronous)",
             runtime_packages=["data_prep"],
             key=key,
             network=network,
@@ -124,6 +126,9 @@ class DocumentExtraction(Construct):
             "AwsSolutions-IAM5[Resource::*]",
             "Textract StartDocumentAnalysis/StartDocumentTextDetection support no resource-level permissions.",
         )
+        scanner_exception(start_policy, "unconstrained-write",
+                          "Textract StartDocumentAnalysis/StartDocumentTextDetection take no resource ARN and no "
+                          "condition key; the documents they read are limited by the bucket grants of this role.")
 
         self.result_function = PlatformFunction(
             self,

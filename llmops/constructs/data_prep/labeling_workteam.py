@@ -23,7 +23,7 @@ from constructs import Construct
 from llmops.constructs.core.network import PlatformNetwork
 from llmops.constructs.core.platform_function import PlatformFunction
 from llmops.constructs.core.secure_bucket import SecureBucket
-from llmops.nag import acknowledge
+from llmops.nag import acknowledge, acknowledge_wildcard_resource
 
 
 class LabelingWorkteam(Construct):
@@ -172,13 +172,14 @@ class LabelingJobs(Construct):
         artifacts.grant_read(self.role, "labeling/")
         artifacts.grant_write(self.role, "labeling/")
         key.grant(self.role, "kms:CreateGrant", "kms:DescribeKey")
+        self._grant_ground_truth_runtime()
 
         self.qa_pre = PlatformFunction(
-            self, "QaPreAnnotation", entry="data_prep_qa_pre", runtime_packages=["data_prep"], key=key, network=network,
+            self, "QaPreAnnotation", invoked_by="Ground Truth pre-annotation (synchronous RequestResponse)", entry="data_prep_qa_pre", runtime_packages=["data_prep"], key=key, network=network,
             description="Ground Truth pre-annotation for the question-answer task", log_retention=log_retention,
         )
         self.qa_post = PlatformFunction(
-            self, "QaPostAnnotation", entry="data_prep_qa_post", runtime_packages=["data_prep"], key=key, network=network,
+            self, "QaPostAnnotation", invoked_by="Ground Truth consolidation (synchronous RequestResponse)", entry="data_prep_qa_post", runtime_packages=["data_prep"], key=key, network=network,
             description="Ground Truth consolidation for the question-answer task", log_retention=log_retention,
         )
         artifacts.grant_read(self.qa_post.role, "labeling/")
@@ -252,3 +253,46 @@ class LabelingJobs(Construct):
         self.completion_rule.add_target(
             targets.LambdaFunction(self.function.function, dead_letter_queue=dead_letter_queue, retry_attempts=4, max_event_age=Duration.hours(12))
         )
+
+    def _grant_ground_truth_runtime(self) -> None:
+        """What Ground Truth does as this role: job logs and metrics, and for automated labeling the
+        training, batch-transform jobs and models it starts with the same role (AWS docs, "Create a
+        SageMaker Execution Role for a Ground Truth Labeling Job" and AmazonSageMakerGroundTruthExecution)."""
+        partition, region, account = Aws.PARTITION, Aws.REGION, Aws.ACCOUNT_ID
+
+        def arn(service: str, resource: str) -> str:
+            return f"arn:{partition}:{service}:{region}:{account}:{resource}"
+
+        log_groups = ("LabelingJobs", "TrainingJobs", "TransformJobs")
+        jobs = ("training-job/*", "transform-job/*", "model/*")
+        self.role.add_to_principal_policy(iam.PolicyStatement(
+            sid="LabelingJobLogs",
+            actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+            resources=[arn("logs", f"log-group:/aws/sagemaker/{g}:*") for g in log_groups],
+        ))
+        self.role.add_to_principal_policy(iam.PolicyStatement(
+            sid="AutomatedLabelingJobs",
+            actions=["sagemaker:CreateTrainingJob", "sagemaker:DescribeTrainingJob", "sagemaker:StopTrainingJob",
+                     "sagemaker:CreateTransformJob", "sagemaker:DescribeTransformJob", "sagemaker:StopTransformJob",
+                     "sagemaker:CreateModel", "sagemaker:DescribeModel", "sagemaker:DeleteModel"],
+            resources=[arn("sagemaker", j) for j in jobs],
+        ))
+        # Automated labeling runs its training and transform jobs as this same role.
+        self.role.add_to_principal_policy(iam.PolicyStatement(
+            sid="PassRoleToAutomatedLabeling",
+            actions=["iam:PassRole"],
+            resources=[self.role.role_arn],
+            conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+        ))
+        metrics = iam.Policy(self, "GroundTruthMetricsPolicy", roles=[self.role], statements=[iam.PolicyStatement(
+            sid="LabelingJobMetrics", actions=["cloudwatch:PutMetricData"], resources=["*"],
+            conditions={"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}},
+        )])
+        acknowledge(metrics, "AwsSolutions-IAM5[Resource::*]",
+                    "cloudwatch:PutMetricData has no resource-level permissions; the grant is limited to /aws/sagemaker/* namespaces.")
+        for g in log_groups:
+            acknowledge_wildcard_resource(self.role, arn("logs", f"log-group:/aws/sagemaker/{g}:*"),
+                                          f"Ground Truth jobs log to streams named after run-time job names in /aws/sagemaker/{g}.")
+        for j in jobs:
+            acknowledge_wildcard_resource(self.role, arn("sagemaker", j),
+                                          "Automated labeling names its training/transform jobs and models after the labeling job at run time.")

@@ -47,6 +47,7 @@ class PiiRedaction(Construct):
             self,
             "Function",
             entry="data_prep_enrich",
+            invoked_by="the data-prep state machine (LambdaInvoke, synchronous)",
             runtime_packages=["data_prep"],
             key=key,
             network=network,

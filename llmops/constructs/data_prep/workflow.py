@@ -21,6 +21,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
+from llmops.constructs.core.scanner import scanner_exception
 from llmops.nag import acknowledge
 
 THROTTLING_ERRORS = ["ServiceThrottled", "Lambda.TooManyRequestsException"]
@@ -178,6 +179,9 @@ class DataPrepWorkflow(Construct):
             "Log delivery (logs:*LogDelivery, DescribeLogGroups/ResourcePolicies) and X-Ray tracing calls "
             "a state machine makes support no resource-level permissions.",
         )
+        scanner_exception(policy, "unconstrained-write",
+                          "The log-delivery and X-Ray writes CDK grants for state machine logging and tracing take no "
+                          "resource ARN or narrowing condition key (Step Functions logging docs grant them on \"*\").")
 
     def _retry(self, task: sfn.TaskStateBase) -> None:
         task.add_retry(

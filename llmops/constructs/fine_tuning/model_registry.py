@@ -131,7 +131,10 @@ class ModelRegistry(Construct):
                     "Sid": "ReadersDescribePackages",
                     "Effect": "Allow",
                     "Principal": {"AWS": [f"arn:{stack.partition}:iam::{a}:root" for a in self.reader_accounts]},
-                    "Action": ["sagemaker:DescribeModelPackage"],
+                    # Deploying a package from another account: describe it and create a model from it
+                    # (the artifacts' S3 read and KMS decrypt are granted in the bucket and key policies;
+                    # the inference images are AWS deep-learning containers, readable by every account).
+                    "Action": ["sagemaker:DescribeModelPackage", "sagemaker:CreateModel"],
                     "Resource": packages_arn,
                 },
             ],

@@ -54,6 +54,7 @@ class HumanReview(Construct):
         data.grant_write(self.role, output_prefix)  # the review output, encrypted with the platform key
         function = PlatformFunction(
             self, "FlowFunction", entry="human_review_flow", runtime_packages=["human_review"], key=key,
+            invoked_by="the custom-resource provider framework (synchronous invoke)",
             description="Human review: A2I task UI and flow definition (custom resource)", log_retention=log_retention,
             network=network,
         )

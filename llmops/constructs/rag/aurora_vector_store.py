@@ -105,6 +105,14 @@ class AuroraVectorStore(VectorStore):
             backup=rds.BackupProps(retention=Duration.days(7 if destroy else 14)),
             cloudwatch_logs_exports=["postgresql"],
             copy_tags_to_snapshot=True,
+            # Enhanced monitoring: OS metrics of the writer every minute (RDSOSMetrics log group).
+            monitoring_interval=Duration.seconds(60),
+        )
+        acknowledge(
+            self.cluster,
+            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole]",
+            "Enhanced monitoring's role is assumed by monitoring.rds.amazonaws.com only; AWS's managed policy "
+            "writes the RDSOSMetrics log group and is the documented one for it.",
         )
         self.cluster.node.add_dependency(self.log_group)
         self.secret = self.cluster.secret
@@ -135,7 +143,7 @@ class AuroraVectorStore(VectorStore):
 
         # Deploy-time schema: extension, table, HNSW index.
         self.schema_function = PlatformFunction(
-            self, "SchemaFunction", entry="rag_pgvector_schema", runtime_packages=["rag"], key=key, network=network,
+            self, "SchemaFunction", invoked_by="the custom-resource provider framework (synchronous invoke)", entry="rag_pgvector_schema", runtime_packages=["rag"], key=key, network=network,
             needs_vpc=True,
             description="Creates the pgvector extension, RAG chunk table and HNSW index",
             timeout=Duration.minutes(5), memory_size=256, log_retention=log_retention,

@@ -175,7 +175,7 @@ class OpenSearchVectorStore(VectorStore):
 
         # The index custom resource: its role is the index admin.
         self.index_function = PlatformFunction(
-            self, "IndexFunction", entry="rag_vector_index", runtime_packages=["rag"], key=key, network=network,
+            self, "IndexFunction", invoked_by="the custom-resource provider framework (synchronous invoke)", entry="rag_vector_index", runtime_packages=["rag"], key=key, network=network,
             needs_vpc=True,
             description="Creates the RAG vector index and alias in OpenSearch Serverless",
             timeout=Duration.minutes(10), memory_size=256, log_retention=log_retention,

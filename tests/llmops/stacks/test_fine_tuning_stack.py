@@ -60,7 +60,9 @@ def test_model_package_group_lets_staging_and_prod_accounts_read(dev, staging):
     assert all(p == [{"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":iam::111111111111:root"]]},
                      {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":iam::222222222222:root"]]}] for p in principals)
     actions = sorted(a for s in group["ModelPackageGroupPolicy"]["Statement"] for a in s["Action"])
-    assert actions == ["sagemaker:DescribeModelPackage", "sagemaker:DescribeModelPackageGroup", "sagemaker:ListModelPackages"]
+    # Deploying from a reader account: create a model from the package (artifacts via bucket and key policies).
+    assert actions == ["sagemaker:CreateModel", "sagemaker:DescribeModelPackage", "sagemaker:DescribeModelPackageGroup",
+                       "sagemaker:ListModelPackages"]
     assert "ModelPackageGroupPolicy" not in _one(staging, "AWS::SageMaker::ModelPackageGroup")
 
 

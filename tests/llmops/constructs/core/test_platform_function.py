@@ -20,7 +20,7 @@ def function_template(scratch_repo):
     key = kms.Key(stack, "Key", enable_key_rotation=True)
     network = PlatformNetwork(stack, "Net", config=NetworkConfig(interface_endpoints=("sts",)), key=key)
     fn = PlatformFunction(
-        stack, "Hello", entry="hello", key=key, network=network, description="says hello",
+        stack, "Hello", entry="hello", key=key, network=network, description="says hello", invoked_by="a unit test",
         environment={"GREETING": "hi"}, memory_size=256,
         bundle=LambdaBundle(entry="hello", runtime_packages=("greeting",), root=scratch_repo),
     )

@@ -40,8 +40,8 @@ def scaffold():
     stack = Stack(make_app(), "S")
     key = kms.Key(stack, "Key", enable_key_rotation=True)
     network = PlatformNetwork(stack, "Net", config=NetworkConfig(interface_endpoints=("secrets_manager",)), key=key)
-    reader = PlatformFunction(stack, "Reader", entry="rag_query", key=key, network=network, description="reads")
-    writer = PlatformFunction(stack, "Writer", entry="rag_ingest", key=key, network=network, description="writes")
+    reader = PlatformFunction(stack, "Reader", entry="rag_query", key=key, network=network, description="reads", invoked_by="t")
+    writer = PlatformFunction(stack, "Writer", entry="rag_ingest", key=key, network=network, description="writes", invoked_by="t")
     return stack, key, network, reader, writer
 
 

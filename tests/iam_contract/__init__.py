@@ -1,0 +1,1 @@
+"""Permissions contract: AWS calls the runtime tests make, checked against the synthesized roles."""
