@@ -206,7 +206,7 @@ class RagConfig(_Model):
     llm_provider: Literal["sagemaker", "bedrock"] = "sagemaker"
     llm_endpoint_name: str | None = None  # sagemaker: default "<name_prefix>-llm"
     llm_model_id: str = "amazon.nova-lite-v1:0"  # bedrock
-    llm_container: Literal["tgi", "djl-lmi"] = "tgi"
+    llm_container: Literal["tgi", "djl-lmi", "vllm"] = "tgi"
     chunk_size: int = Field(200, ge=32, le=8192)  # tokens
     chunk_overlap: int = Field(40, ge=0, le=4096)
     top_k: int = Field(4, ge=1, le=50)

@@ -42,5 +42,7 @@ class InferenceStack(Stack):
 
     @property
     def rag_container(self) -> str:
-        """The request shape the RAG query speaks to the LLM endpoint (llm.py): TGI's or LMI's."""
-        return "tgi" if self.llm.container in ("tgi", "tgi-neuronx") else "djl-lmi"
+        """The request shape the RAG query speaks to the LLM endpoint (llm.py): TGI's, LMI's or vLLM's (OpenAI)."""
+        if self.llm.container in ("tgi", "tgi-neuronx"):
+            return "tgi"
+        return "vllm" if self.llm.container == "vllm" else "djl-lmi"

@@ -83,8 +83,8 @@ class SageMakerLlm:
                  sleep: Callable[[float], None] | None = None, attempts: int = DEFAULT_ATTEMPTS,
                  max_stop_sequences: int | None = None,
                  inference_component: str | None = None) -> None:
-        if container not in ("tgi", "djl-lmi"):
-            raise ValueError(f"LLM_CONTAINER must be 'tgi' or 'djl-lmi', got {container!r}")
+        if container not in ("tgi", "djl-lmi", "vllm"):
+            raise ValueError(f"LLM_CONTAINER must be 'tgi', 'djl-lmi' or 'vllm', got {container!r}")
         import boto3
 
         self.endpoint_name = endpoint_name
@@ -110,6 +110,12 @@ class SageMakerLlm:
             if stop:
                 chat["stop"] = stop
             return chat
+        if self.container == "vllm":
+            # The AWS vLLM container speaks the OpenAI completions schema for plain text prompts.
+            completion: dict[str, Any] = {"prompt": prompt.text, "max_tokens": max_tokens, "temperature": temperature}
+            if stop:
+                completion["stop"] = stop
+            return completion
         parameters: dict[str, Any] = {"max_new_tokens": max_tokens, "details": True, "decoder_input_details": True}
         # Both containers reject temperature 0: greedy decoding is asked for with do_sample=false instead.
         if temperature > 0:
@@ -154,6 +160,11 @@ class SageMakerLlm:
 
     def _chat_generation(self, payload: dict[str, Any]) -> Generation:
         choices = payload.get("choices")
+        first = choices[0] if isinstance(choices, list) and choices and isinstance(choices[0], dict) else {}
+        if isinstance(first.get("text"), str) and "message" not in first:  # an OpenAI completions answer (vLLM)
+            usage = payload.get("usage") if isinstance(payload.get("usage"), dict) else {}
+            return Generation(text=first["text"].strip(), model=self.name, prompt_tokens=usage.get("prompt_tokens"),
+                              completion_tokens=usage.get("completion_tokens"))
         message = choices[0].get("message") if isinstance(choices, list) and choices and isinstance(choices[0], dict) else None
         if not isinstance(message, dict) or not isinstance(message.get("content"), str):
             raise LlmError(f"SageMaker endpoint {self.endpoint_name} returned a chat completion with no message content")

@@ -109,7 +109,7 @@ def test_embedder_configuration_errors_name_the_variable(environ, message):
 @pytest.mark.parametrize(("environ", "message"), [
     ({"LLM_PROVIDER": "sagemaker"}, "LLM_ENDPOINT_NAME must be set"),
     ({"LLM_PROVIDER": "bedrock"}, "LLM_MODEL_ID must be set"),
-    ({"LLM_PROVIDER": "sagemaker", "LLM_ENDPOINT_NAME": "e", "LLM_CONTAINER": "vllm"}, "LLM_CONTAINER must be 'tgi' or 'djl-lmi'"),
+    ({"LLM_PROVIDER": "sagemaker", "LLM_ENDPOINT_NAME": "e", "LLM_CONTAINER": "openai"}, "LLM_CONTAINER must be 'tgi', 'djl-lmi' or 'vllm'"),
     ({"LLM_PROVIDER": "gpt"}, "LLM_PROVIDER='gpt' is not supported"),
     ({"LLM_PROVIDER": "bedrock", "LLM_MODEL_ID": "m", "LLM_MAX_STOP_SEQUENCES": "four"}, "LLM_MAX_STOP_SEQUENCES must be a whole number"),
 ])
@@ -129,3 +129,19 @@ def test_the_stop_sequence_limit_follows_the_container_settings(monkeypatch):
     assert language_model_from_env(tgi).max_stop_sequences == 4  # TGI's MAX_STOP_SEQUENCES default
     assert language_model_from_env({**tgi, "LLM_MAX_STOP_SEQUENCES": "10"}).max_stop_sequences == 10
     assert language_model_from_env({**tgi, "LLM_CONTAINER": "djl-lmi"}).max_stop_sequences is None
+
+
+def test_vllm_container_gets_openai_completions_and_its_answer_is_read():
+    client = boto3.client("sagemaker-runtime", region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="x")
+    llm = SageMakerLlm("llm-vllm", container="vllm", client=client)
+    expected = {"prompt": "Context: ...\nQuestion: q\nAnswer:", "max_tokens": 64, "temperature": 0.2, "stop": ["###"]}
+    assert llm.payload(prompt(temperature=0.2, max_tokens=64, stop=["###"])) == expected
+    body = json.dumps({"object": "text_completion", "choices": [{"index": 0, "text": " Five days [1].", "finish_reason": "stop"}],
+                       "usage": {"prompt_tokens": 12, "completion_tokens": 5}}).encode()
+    stub = Stubber(client)
+    stub.add_response("invoke_endpoint", {"Body": StreamingBody(BytesIO(body), len(body)), "ContentType": "application/json"},
+                      {"EndpointName": "llm-vllm", "ContentType": "application/json", "Accept": "application/json",
+                       "Body": json.dumps(expected)})
+    with stub:
+        generation = llm.generate(prompt(temperature=0.2, max_tokens=64, stop=["###"]))
+    assert (generation.text, generation.prompt_tokens, generation.completion_tokens) == ("Five days [1].", 12, 5)
