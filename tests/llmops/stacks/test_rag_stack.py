@@ -200,7 +200,7 @@ def test_inconsistent_rag_config_fails_synth_with_the_field_named(overrides, mes
 
 @pytest.mark.parametrize("overrides,message", [
     ({"rag": {"chunk_size": 100, "chunk_overlap": 100}}, "chunk_overlap"),
-    ({"rag": {"llm_container": "vllm"}}, "rag.llm_container"),
+    ({"rag": {"llm_container": "openai"}}, "rag.llm_container"),
     ({"rag": {"aoss": {"public": True}}}, "rag.aoss.public: unknown field"),
     ({"rag": {"embedding_endpoint_name": "bad name!"}}, "rag.embedding_endpoint_name"),
 ])
