@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from lambdas.runtime.monitoring.records import Interaction
+from lambdas.runtime.rag.tokens import TOKENIZER_FILE, count_tokens  # noqa: F401 (TOKENIZER_FILE: tests)
 
 # Bump when a metric's definition changes: baselines built with another version are refused.
 METRIC_SET_VERSION = 1
 REFERENCE_DIR = Path(__file__).resolve().parent / "reference"
-TOKENIZER_FILE = Path(__file__).resolve().parent.parent / "rag" / "tokenizer" / "all-minilm-l6-v2.json"
 
 
 @dataclass(frozen=True)
@@ -161,19 +161,9 @@ def distinct_n(text: str, n: int = 2) -> float:
     return len(set(grams)) / len(grams)
 
 
-@lru_cache(maxsize=1)
-def _tokenizer() -> Any:
-    from tokenizers import Tokenizer
-
-    tokenizer = Tokenizer.from_file(str(TOKENIZER_FILE))
-    tokenizer.no_truncation()
-    tokenizer.no_padding()
-    return tokenizer
-
-
 def token_count(text: str) -> int:
     """Tokens of the shipped all-MiniLM-L6-v2 (WordPiece) tokenizer, without [CLS]/[SEP]."""
-    return len(_tokenizer().encode(text, add_special_tokens=False).ids)
+    return count_tokens(text)
 
 
 @lru_cache(maxsize=1)
@@ -205,7 +195,8 @@ def readability(text: str) -> float:
     spans = _SENTENCE_SPAN.findall(text)
     sentences = max(1, len(spans) - sum(1 for span in spans if len(_flesch_words(span)) <= 2))
     hyphenator = _pyphen()
-    syllables = sum(len(hyphenator.positions(word)) + 1 for word in _flesch_words(text.lower()))
+    # textstat strips punctuation first and lower-cases after (lower() can change a text's length).
+    syllables = sum(len(hyphenator.positions(word.lower())) + 1 for word in words)
     return 206.835 - 1.015 * (len(words) / sentences) - 84.6 * (syllables / len(words))
 
 

@@ -9,31 +9,14 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from functools import lru_cache
-from pathlib import Path
-from typing import Any
 
 from lambdas.runtime.rag.loaders import LoadedDocument, SourceRef
 from lambdas.runtime.rag.model import INDEXED_SEQUENCER, INDEXED_VERSION, Chunk
+from lambdas.runtime.rag.tokens import TOKENIZER_FILE, _tokenizer, count_tokens  # noqa: F401 (re-exported)
 
-TOKENIZER_FILE = Path(__file__).resolve().parent / "tokenizer" / "all-minilm-l6-v2.json"
 # all-MiniLM-L6-v2 reads at most 256 tokens including [CLS]/[SEP]; leave headroom.
 DEFAULT_CHUNK_SIZE = 200
 DEFAULT_CHUNK_OVERLAP = 40
-
-
-@lru_cache(maxsize=1)
-def _tokenizer() -> Any:
-    from tokenizers import Tokenizer
-
-    tokenizer = Tokenizer.from_file(str(TOKENIZER_FILE))
-    tokenizer.no_truncation()
-    tokenizer.no_padding()
-    return tokenizer
-
-
-def count_tokens(text: str) -> int:
-    return len(_tokenizer().encode(text, add_special_tokens=False).ids)
 
 
 def content_hash(text: str) -> str:
