@@ -21,7 +21,7 @@ from constructs import Construct
 from llmops.config import EnvironmentConfig
 from llmops.constructs.core import DeadLetterQueue
 from llmops.constructs.fine_tuning import FineTuningPipeline, ModelRegistry, load_compiled_definitions
-from llmops.constructs.core.scanner import scanner_exception
+from llmops.constructs.core.sagemaker_role import sagemaker_unscoped_policy
 from llmops.nag import acknowledge
 from llmops.stacks.foundation import FoundationStack
 from pipelines import profiles
@@ -197,35 +197,8 @@ class FineTuningStack(Stack):
         for statement in statements:
             role.add_to_policy(statement)
         # APIs without resource-level permissions: ECR login, VPC ENIs for jobs, job metrics.
-        unscoped = iam.Policy(self, "ExecutionUnscopedPolicy", roles=[role], statements=[
-            iam.PolicyStatement(sid="EcrLogin", actions=["ecr:GetAuthorizationToken"], resources=["*"]),
-            iam.PolicyStatement(
-                sid="JobNetworkInterfaces",
-                actions=["ec2:CreateNetworkInterface", "ec2:DeleteNetworkInterface",
-                         "ec2:DeleteNetworkInterfacePermission", "ec2:DescribeNetworkInterfaces", "ec2:DescribeVpcs",
-                         "ec2:DescribeDhcpOptions", "ec2:DescribeSubnets", "ec2:DescribeSecurityGroups"],
-                resources=["*"],
-            ),
-            # SageMaker's VPC docs: the permission is only ever for SageMaker, on the jobs' subnets.
-            iam.PolicyStatement(
-                sid="JobNetworkInterfacePermissions",
-                actions=["ec2:CreateNetworkInterfacePermission"],
-                resources=["*"],
-                conditions={
-                    "StringEquals": {"ec2:AuthorizedService": "sagemaker.amazonaws.com"},
-                    "ArnEquals": {"ec2:Subnet": [f"arn:{self.partition}:ec2:{self.region}:{self.account}:subnet/{s}"
-                                                 for s in self._job_subnet_ids]},
-                },
-            ),
-            iam.PolicyStatement(sid="JobMetrics", actions=["cloudwatch:PutMetricData"], resources=["*"],
-                                conditions={"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}}),
-        ])
-        scanner_exception(unscoped, "unconstrained-write",
-                          "SageMaker creates and deletes the ENIs of VPC jobs at run time with ids unknown at deploy "
-                          "time; the one ENI permission write is conditioned on sagemaker and the jobs' subnets.")
-        acknowledge(unscoped, "AwsSolutions-IAM5[Resource::*]",
-                    "ecr:GetAuthorizationToken, the EC2 network-interface calls SageMaker makes for VPC jobs and "
-                    "cloudwatch:PutMetricData (limited to /aws/sagemaker/* namespaces) have no resource-level permissions.")
+        sagemaker_unscoped_policy(self, "ExecutionUnscopedPolicy", role=role, subnet_ids=self._job_subnet_ids,
+                                  sid_prefix="Job", workload="jobs")
         default_policy = role.node.find_child("DefaultPolicy")
         nag = self.nag_arn
         for finding, reason in {

@@ -23,11 +23,11 @@ from constructs import Construct
 
 from llmops.config import EmbeddingEndpointConfig, EnvironmentConfig, LlmEndpointConfig, ResolvedVariant
 from llmops.constructs.core.network import PlatformNetwork
-from llmops.constructs.core.scanner import scanner_exception
+from llmops.constructs.core.sagemaker_role import sagemaker_unscoped_policy
 from llmops.constructs.core.secure_bucket import SecureBucket
 from llmops.constructs.inference.images import image_uri, repository_arns
 from llmops.inference import MODEL_DIR, MODEL_VARIABLE, TP_VARIABLE, image, validate_settings
-from llmops.nag import acknowledge, acknowledge_wildcard_resource
+from llmops.nag import acknowledge_wildcard_resource
 
 CAPTURE_PREFIX = "capture/"
 ASYNC_PREFIX = "async-inference/"
@@ -87,35 +87,9 @@ class _Endpoint(Construct):
             sid="EndpointLogs", actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
             resources=[f"arn:{stack.partition}:logs:{stack.region}:{stack.account}:log-group:/aws/sagemaker/Endpoints/*"]))
         ctx.key.grant(role, "kms:Decrypt", "kms:GenerateDataKey", "kms:CreateGrant", "kms:DescribeKey")
-        unscoped = iam.Policy(self, "UnscopedPolicy", roles=[role], statements=[
-            iam.PolicyStatement(sid="EcrLogin", actions=["ecr:GetAuthorizationToken"], resources=["*"]),
-            iam.PolicyStatement(
-                sid="EndpointNetworkInterfaces",
-                actions=["ec2:CreateNetworkInterface", "ec2:DeleteNetworkInterface",
-                         "ec2:DeleteNetworkInterfacePermission", "ec2:DescribeNetworkInterfaces", "ec2:DescribeVpcs",
-                         "ec2:DescribeDhcpOptions", "ec2:DescribeSubnets", "ec2:DescribeSecurityGroups"],
-                resources=["*"]),
-            # SageMaker's VPC docs: the permission is only ever for SageMaker, on the endpoint's subnets.
-            iam.PolicyStatement(
-                sid="EndpointNetworkInterfacePermissions",
-                actions=["ec2:CreateNetworkInterfacePermission"],
-                resources=["*"],
-                conditions={
-                    "StringEquals": {"ec2:AuthorizedService": "sagemaker.amazonaws.com"},
-                    "ArnEquals": {"ec2:Subnet": [
-                        f"arn:{stack.partition}:ec2:{stack.region}:{stack.account}:subnet/{subnet}"
-                        for subnet in ctx.network.vpc.select_subnets(subnet_type=ctx.network.subnets.subnet_type).subnet_ids]},
-                },
-            ),
-            iam.PolicyStatement(sid="EndpointMetrics", actions=["cloudwatch:PutMetricData"], resources=["*"],
-                                conditions={"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}}),
-        ])
-        scanner_exception(unscoped, "unconstrained-write",
-                          "SageMaker creates and deletes the ENIs of VPC endpoints at run time with ids unknown at deploy "
-                          "time; the one ENI permission write is conditioned on sagemaker and the endpoint's subnets.")
-        acknowledge(unscoped, "AwsSolutions-IAM5[Resource::*]",
-                    "ecr:GetAuthorizationToken, the EC2 network-interface calls SageMaker makes for VPC endpoints and "
-                    "cloudwatch:PutMetricData (limited to /aws/sagemaker/* namespaces) have no resource-level permissions.")
+        sagemaker_unscoped_policy(
+            self, "UnscopedPolicy", role=role, sid_prefix="Endpoint", workload="endpoints",
+            subnet_ids=ctx.network.vpc.select_subnets(subnet_type=ctx.network.subnets.subnet_type).subnet_ids)
         policy = role.node.find_child("DefaultPolicy")
         logs_arn = f"arn:{stack.partition}:logs:{stack.region}:{stack.account}:log-group:/aws/sagemaker/Endpoints/*"
         acknowledge_wildcard_resource(policy, logs_arn, "SageMaker names each endpoint's log group "
