@@ -34,7 +34,7 @@ class MonitoringStack(Stack):
     def __init__(self, scope: Construct, id: str, *, foundation: FoundationStack, env_config: EnvironmentConfig,
                  **kwargs) -> None:
         super().__init__(scope, id, **kwargs)
-        cfg, key = env_config, foundation.key
+        cfg = env_config
         mon = cfg.monitoring
         prefix = cfg.name_prefix
         self.alarm_prefix = f"{prefix}-drift-"

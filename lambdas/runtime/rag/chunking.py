@@ -12,7 +12,7 @@ from collections.abc import Mapping
 
 from lambdas.runtime.rag.loaders import LoadedDocument, SourceRef
 from lambdas.runtime.rag.model import INDEXED_SEQUENCER, INDEXED_VERSION, Chunk
-from lambdas.runtime.rag.tokens import TOKENIZER_FILE, _tokenizer, count_tokens  # noqa: F401 (re-exported)
+from lambdas.runtime.rag.tokens import _tokenizer, count_tokens  # noqa: F401 (count_tokens: re-exported)
 
 # all-MiniLM-L6-v2 reads at most 256 tokens including [CLS]/[SEP]; leave headroom.
 DEFAULT_CHUNK_SIZE = 200

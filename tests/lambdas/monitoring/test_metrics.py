@@ -76,7 +76,9 @@ def test_toxicity_is_profanity_check_probability():
 
 
 def test_token_counts_use_the_shipped_minilm_tokenizer():
-    tok = Tokenizer.from_file(str(m.TOKENIZER_FILE))
+    from lambdas.runtime.rag.tokens import TOKENIZER_FILE
+
+    tok = Tokenizer.from_file(str(TOKENIZER_FILE))
     tok.no_padding()  # the file pads to 128 for the embedding model; a count wants the real tokens
     tok.no_truncation()
     text = "Embeddings tokenise unbelievably well."

@@ -7,9 +7,8 @@ import json
 import pytest
 from aws_cdk.assertions import Template
 
-from llmops.config import ConfigError
-from tests.helpers import config_with, make_app, raw_config
-from llmops.config import parse_config
+from llmops.config import ConfigError, parse_config
+from tests.helpers import make_app, raw_config
 
 pytestmark = pytest.mark.xdist_group("delivery")
 
