@@ -40,6 +40,8 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     key = (detail.get("object") or {}).get("key")
     if not bucket or not key:
         raise ValueError("event: not an S3 Object Created event (detail.bucket.name / detail.object.key missing)")
+    if bucket != os.environ["DATA_BUCKET"]:
+        raise ValueError(f"event: bucket {bucket!r} is not the platform's data bucket {os.environ['DATA_BUCKET']!r}")
     if not key.endswith("/output.json"):
         return {"skipped": key}
     body = s3().get_object(Bucket=bucket, Key=key)["Body"].read()

@@ -67,7 +67,8 @@ class HumanReviewStack(Stack):
         self.results_function = PlatformFunction(
             self, "ResultsFunction", entry="human_review_results", runtime_packages=["human_review", "data_prep"], key=key,
             network=foundation.network, description="Human review: reviewed answers -> dataset versions, evaluation set, metrics",
-            environment={"REVIEW_DATASET": review.dataset, "EVALUATION_PREFIX": EVALUATION_PREFIX},
+            environment={"REVIEW_DATASET": review.dataset, "EVALUATION_PREFIX": EVALUATION_PREFIX,
+                         "DATA_BUCKET": data.bucket_name},
             timeout=Duration.minutes(1), log_retention=log_retention,
             dead_letter_queue=self.results_dead_letter_queue,  # EventBridge invokes it asynchronously
         )

@@ -25,6 +25,7 @@ def env(monkeypatch):
     monkeypatch.setenv("REVIEW_INSTRUCTIONS", "Rate it.")
     monkeypatch.setenv("REVIEW_DATASET", "reviewed-answers")
     monkeypatch.setenv("EVALUATION_PREFIX", "reviews/evaluation/")
+    monkeypatch.setenv("DATA_BUCKET", "data")
 
 
 def _sqs_event(*bodies):
@@ -90,6 +91,9 @@ def test_results_handler_refuses_an_event_that_is_not_an_s3_event(bucket):
     _, module = bucket
     with pytest.raises(ValueError, match="not an S3 Object Created event"):
         module.handler({"detail": {}}, LambdaContext())
+    with pytest.raises(ValueError, match="bucket 'other' is not the platform's data bucket 'data'"):
+        module.handler({"detail": {"bucket": {"name": "other"}, "object": {"key": "reviews/output/x/output.json"}}},
+                       LambdaContext())
 
 
 def test_flow_handler_delegates_to_the_custom_resource(env, monkeypatch):
