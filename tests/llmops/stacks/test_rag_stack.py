@@ -120,9 +120,42 @@ def test_every_api_method_requires_iam_and_validates_the_body(staging):
     post = next(m for m in methods.values() if m["Properties"]["HttpMethod"] == "POST")["Properties"]
     assert "RequestValidatorId" in post and post["RequestModels"]["application/json"]
     staging.has_resource_properties("AWS::ApiGateway::RequestValidator", {"ValidateRequestBody": True})
-    model = next(iter(staging.find_resources("AWS::ApiGateway::Model").values()))["Properties"]["Schema"]
+    models = {m["Properties"]["Name"]: m["Properties"]["Schema"] for m in staging.find_resources("AWS::ApiGateway::Model").values()}
+    model = models["QueryRequest"]
     assert model["required"] == ["question"] and model["additionalProperties"] is False
     assert model["properties"]["question"]["maxLength"] == 2000
+
+
+def test_feedback_route_is_iam_authorised_validated_and_served_by_the_query_function(staging):
+    from lambdas.runtime.rag import feedback
+
+    resources = {r["Properties"]["PathPart"]: lid for lid, r in staging.find_resources("AWS::ApiGateway::Resource").items()}
+    assert set(resources) == {"query", "feedback"}
+    methods = {m["Properties"]["ResourceId"]["Ref"]: m["Properties"] for m in staging.find_resources("AWS::ApiGateway::Method").values()}
+    query, post = methods[resources["query"]], methods[resources["feedback"]]
+    assert post["HttpMethod"] == "POST" and post["AuthorizationType"] == "AWS_IAM" and "RequestValidatorId" in post
+    assert post["Integration"]["Uri"] == query["Integration"]["Uri"]  # one function, two routes
+    models = {m["Properties"]["Name"]: m["Properties"]["Schema"] for m in staging.find_resources("AWS::ApiGateway::Model").values()}
+    schema = models["FeedbackRequest"]
+    assert post["RequestModels"] == {"application/json": {"Ref": next(
+        lid for lid, m in staging.find_resources("AWS::ApiGateway::Model").items() if m["Properties"]["Name"] == "FeedbackRequest")}}
+    # The model and the function's own check agree on every limit.
+    assert schema["additionalProperties"] is False and set(schema["properties"]) == feedback.FEEDBACK_FIELDS
+    assert schema["required"] == ["interaction_id", "rating"]
+    assert schema["properties"]["rating"]["enum"] == list(feedback.RATINGS)
+    assert schema["properties"]["comment"]["maxLength"] == feedback.MAX_COMMENT_CHARS
+    ident = schema["properties"]["interaction_id"]
+    assert (ident["maxLength"], ident["pattern"]) == (feedback.MAX_ID_CHARS, feedback.ID_PATTERN)
+
+
+def test_query_function_gets_the_routing_rules_only_when_human_review_is_on(dev):
+    from lambdas.runtime.human_review.routing import ROUTING_ENV, RoutingRules, rules_from_json
+
+    off = functions(dev)["lambdas.rag_query.handler.handler"]["Properties"]["Environment"]["Variables"]
+    assert ROUTING_ENV not in off
+    on = template_of(synth_stage("dev", {"capabilities": {"fine_tuning": False}}).rag)
+    variables = functions(on)["lambdas.rag_query.handler.handler"]["Properties"]["Environment"]["Variables"]
+    assert rules_from_json(variables[ROUTING_ENV]) == RoutingRules()  # config defaults = the rules' defaults
 
 
 def test_api_stage_logs_throttles_and_traces(staging):
@@ -237,6 +270,21 @@ def test_grant_query_allows_only_post_query_on_this_api():
     parts = stmt["Resource"]["Fn::Join"][1]
     assert {"Ref": api_id} in parts  # this API, not every API of the account
     assert flat_join(stmt["Resource"]).endswith("/<ref>/POST/query")  # its deployed stage, POST /query only
+
+
+def test_grant_feedback_allows_only_post_feedback_on_this_api():
+    from aws_cdk import Stack
+    from aws_cdk import aws_iam as iam
+
+    from llmops.stage import LlmOpsStage
+    from tests.helpers import make_app
+
+    rag = LlmOpsStage(make_app(), config_with("dev", ONLY_RAG).get("dev"), nag=False).rag
+    role = iam.Role(rag, "FeedbackCallerForTest", assumed_by=iam.AccountRootPrincipal())
+    rag.grant_feedback(role)
+    (stmt,) = Stack.of(rag).resolve(role.node.find_child("DefaultPolicy").document.to_json())["Statement"]
+    assert stmt["Action"] == "execute-api:Invoke"
+    assert flat_join(stmt["Resource"]).endswith("/<ref>/POST/feedback")
 
 
 def flat_join(value):
