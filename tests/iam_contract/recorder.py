@@ -65,10 +65,10 @@ def _functions_on_stack() -> list[str]:
 
     The nearest ``lambdas/<folder>/handler.py`` frame decides; without one, the outermost frame
     of a runtime function some handler calls (a test calling ``workflow.publish`` directly
-    exercises the publish function's code path), counted for the handlers of the test's own
-    capability (``tests/lambdas/<capability>/``) when any of them calls it: a data-prep test of
-    ``publish_dataset_version`` exercises data prep's functions, not every function that bundles
-    data prep (``human_review_results`` calls it too, for its own dataset, tested by its own tests).
+    exercises the publish function's code path), counted only for the handlers of the test's own
+    capability (``tests/lambdas/<capability>/``): a data-prep test of ``publish_dataset_version``
+    is no call of ``human_review_results``, which bundles data prep and calls it for its own
+    dataset (its own tests, through its handler, record those calls).
     """
     frame = sys._getframe(2)
     entry: set[str] = set()
@@ -85,8 +85,10 @@ def _functions_on_stack() -> list[str]:
         if folders:
             entry = folders
         frame = frame.f_back
-    own = {f for f in entry if capability and f.startswith(f"{capability}_")}
-    return sorted(own or entry)
+    if capability is None:
+        return sorted(entry)
+    # Another capability's test of a shared runtime function is no call of this capability's functions.
+    return sorted(f for f in entry if f.startswith(f"{capability}_"))
 
 
 def _jsonable(value: Any) -> Any:

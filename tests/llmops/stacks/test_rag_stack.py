@@ -247,7 +247,8 @@ def test_query_function_renders_from_the_prompt_catalog_when_it_is_on():
     template = template_of(rag_stage.rag)
     query = functions(template)["lambdas.rag_query.handler.handler"]["Properties"]["Environment"]["Variables"]
     assert "PROMPT_TABLE_NAME" in query
-    dynamo = [s for s in statements(template) if any(a.startswith("dynamodb:") for a in as_list(s["Action"]))]
+    dynamo = [s for s in statements(template) if any(a.startswith("dynamodb:") for a in as_list(s["Action"]))
+              and "Interactions" not in json.dumps(s["Resource"])]  # the interaction log's own grants aside
     assert {a for s in dynamo for a in as_list(s["Action"])} == {"dynamodb:GetItem", "dynamodb:Query"}
     assert all("/index/" not in json.dumps(s["Resource"]) for s in dynamo)
 
@@ -345,3 +346,36 @@ def test_rag_invokes_the_inference_stacks_endpoints_unless_config_names_others()
     query = next(r for r in functions(template_of(other.rag)).values() if "LLM_ENDPOINT_NAME" in json.dumps(r))
     assert query["Properties"]["Environment"]["Variables"]["LLM_CONTAINER"] == "tgi"
     assert "endpoint/shared-llm" in json.dumps(list(statements(template_of(other.rag))))
+
+
+@pytest.mark.parametrize("env", ["dev", "staging"])
+def test_interaction_log_is_an_encrypted_streamed_table_the_query_function_only_appends_to(env, dev, staging):
+    template = {"dev": dev, "staging": staging}[env]
+    [(logical, table)] = [(k, v) for k, v in template.find_resources("AWS::DynamoDB::Table").items()
+                          if v["Properties"].get("TableName", "").endswith("-interactions")]
+    props = table["Properties"]
+    assert props["KeySchema"] == [{"AttributeName": "interaction_id", "KeyType": "HASH"}]
+    assert props["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    assert props["StreamSpecification"] == {"StreamViewType": "NEW_AND_OLD_IMAGES"}
+    assert props["SSESpecification"]["SSEEnabled"] is True and "KMSMasterKeyId" in props["SSESpecification"]
+    assert props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+    query = functions(template)["lambdas.rag_query.handler.handler"]["Properties"]["Environment"]["Variables"]
+    assert query["INTERACTIONS_TABLE"] == {"Ref": logical} and query["INTERACTION_RETENTION_DAYS"] == "30"
+    writes = [s for s in statements(template)
+              if any(a.startswith("dynamodb:") for a in as_list(s["Action"]))
+              and {"Fn::GetAtt": [logical, "Arn"]} in as_list(s["Resource"])]
+    by_action = {a: s for s in writes for a in as_list(s["Action"])}
+    assert sorted(by_action) == ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
+    assert [as_list(s["Action"]) for s in writes if "Condition" not in s] == [["dynamodb:PutItem"]]
+    # POST /feedback: the update names only the key and `feedback` and returns nothing else of the item;
+    # the read (the feedback metric's prompt dimensions) sees only the prompt attributes.
+    assert by_action["dynamodb:UpdateItem"]["Condition"] == {
+        "ForAllValues:StringEquals": {"dynamodb:Attributes": ["interaction_id", "feedback"]},
+        "StringEqualsIfExists": {"dynamodb:ReturnValues": ["NONE", "UPDATED_OLD", "UPDATED_NEW"]}}
+    assert by_action["dynamodb:GetItem"]["Condition"] == {
+        "ForAllValues:StringEquals": {"dynamodb:Attributes": ["interaction_id", "prompt_id", "prompt_version"]},
+        "StringEqualsIfExists": {"dynamodb:Select": ["SPECIFIC_ATTRIBUTES"]}}
+    alarm = [a for a in template.find_resources("AWS::CloudWatch::Alarm").values()
+             if a["Properties"].get("MetricName") == "InteractionLogFailures"]
+    assert len(alarm) == 1 and alarm[0]["Properties"]["Dimensions"] == [{"Name": "service", "Value": "rag_query"}]
+    assert alarm[0]["Properties"]["AlarmActions"]
