@@ -49,7 +49,7 @@ def env(aws_env, monkeypatch, pg_conninfo, store, embedder):
     }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("PROMPT_TABLE_NAME", raising=False)
-    caches = [query_handler.pipeline, query_handler.dynamodb, query_handler.routing_rules]
+    caches = [query_handler.pipeline, query_handler.dynamodb, query_handler.routing_rules, query_handler.interaction_log]
     for cache in caches:
         cache.cache_clear()
     with mock_aws():
