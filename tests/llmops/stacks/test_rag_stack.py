@@ -6,6 +6,8 @@ import json
 
 import pytest
 from aws_cdk.assertions import Match
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from llmops.config import ConfigError
 from llmops.stacks.rag import check_rag_config
@@ -379,3 +381,32 @@ def test_interaction_log_is_an_encrypted_streamed_table_the_query_function_only_
              if a["Properties"].get("MetricName") == "InteractionLogFailures"]
     assert len(alarm) == 1 and alarm[0]["Properties"]["Dimensions"] == [{"Name": "service", "Value": "rag_query"}]
     assert alarm[0]["Properties"]["AlarmActions"]
+
+
+_feedback_values = st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=12),
+                             st.sampled_from(["up", "down", "0b9c7f3e-5d1a-4c8e", "a\n", "x" * 201]),
+                             st.text(min_size=1995, max_size=2005))
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.one_of(_feedback_values, st.dictionaries(st.sampled_from(["interaction_id", "rating", "comment", "extra"]),
+                                                   _feedback_values)))
+def test_feedback_model_and_code_agree_on_every_body(staging, payload):
+    """API Gateway's model (draft 4, as deployed) and parse_feedback accept the same bodies; the code
+    refuses more only where JSON Schema cannot say it (a lone surrogate or NUL, a trailing newline in the id)."""
+    import jsonschema
+
+    from lambdas.runtime.rag.feedback import InvalidFeedback, parse_feedback
+
+    schema = next(m["Properties"]["Schema"] for m in staging.find_resources("AWS::ApiGateway::Model").values()
+                  if m["Properties"]["Name"] == "FeedbackRequest")
+    model_ok = jsonschema.Draft4Validator(schema).is_valid(payload)
+    try:
+        parse_feedback(payload)
+        code_ok = True
+    except InvalidFeedback:
+        code_ok = False
+    assert not code_ok or model_ok  # nothing the gateway refuses reaches storage through a direct invoke
+    if model_ok and not code_ok:
+        comment, ident = payload.get("comment") or "", payload["interaction_id"]
+        assert "\x00" in comment or any(0xD800 <= ord(c) <= 0xDFFF for c in comment) or ident.endswith("\n")
