@@ -410,3 +410,36 @@ def test_feedback_model_and_code_agree_on_every_body(staging, payload):
     if model_ok and not code_ok:
         comment, ident = payload.get("comment") or "", payload["interaction_id"]
         assert "\x00" in comment or any(0xD800 <= ord(c) <= 0xDFFF for c in comment) or ident.endswith("\n")
+
+
+def test_the_feedback_requests_name_only_what_the_query_functions_conditions_allow(dev):
+    """The UpdateItem and GetItem the feedback route sends, replayed against the role's IAM conditions."""
+    import boto3
+    from botocore.stub import Stubber
+
+    from lambdas.rag_query import handler as query_handler
+    from lambdas.runtime.rag.feedback import Feedback, record_feedback
+
+    conditions = {a: s["Condition"] for s in statements(dev) if "Condition" in s
+                  for a in as_list(s["Action"]) if a in ("dynamodb:UpdateItem", "dynamodb:GetItem")}
+    client = boto3.client("dynamodb", region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="x")
+    sent: list[dict] = []
+    client.meta.events.register("before-parameter-build.dynamodb", lambda params, **_: sent.append(dict(params)))
+    with Stubber(client) as stub:
+        stub.add_response("update_item", {})
+        stub.add_response("get_item", {"Item": {"interaction_id": {"S": "i"}, "prompt_id": {"S": "p"}}})
+        record_feedback(client, "t", Feedback("i", "down", "no"))
+        original = query_handler.dynamodb
+        query_handler.dynamodb = lambda: client
+        try:
+            assert query_handler._prompt_of("t", "i") == ("p", "unknown")
+        finally:
+            query_handler.dynamodb = original
+    for params, action in zip(sent, ("dynamodb:UpdateItem", "dynamodb:GetItem")):
+        names = set(params["Key"]) | set(params.get("ExpressionAttributeNames", {}).values())
+        for expression in (params.get("UpdateExpression", ""), params.get("ProjectionExpression", "")):
+            names |= {w.strip(",") for w in expression.replace("SET ", "").split() if w[0].isalpha() and not w.startswith(":")}
+        allowed = conditions[action]["ForAllValues:StringEquals"]["dynamodb:Attributes"]
+        assert names <= set(allowed), (action, names - set(allowed))
+        if "ReturnValues" in params:
+            assert params["ReturnValues"] in conditions[action]["StringEqualsIfExists"]["dynamodb:ReturnValues"]
