@@ -43,6 +43,8 @@ def register(registry: dict) -> None:
     replay.add_argument("--prompt-file", action="append", default=[], metavar="ARM=PATH",
                         help="the prompt file an arm renders (repeatable; default for the control arm: prompts/<prompt>.yaml); "
                              "PATH alone: every arm of a model experiment")
+    replay.add_argument("--threads", type=int, default=0,
+                        help="with --local: CPU threads per generation (default 0: torch's choice; 1 is fastest on a busy machine)")
     replay.add_argument("--max-new-tokens", type=int, default=None, help="cap on each answer's tokens (default: the prompt's)")
     replay.add_argument("--min-samples", type=int, default=None, help="per arm (default: the experiment's min_samples)")
     replay.add_argument("--answers", help="write every arm's answers with their metrics as JSONL")
@@ -382,6 +384,7 @@ def _replay_models(args: argparse.Namespace, env: Any, exp: Any) -> tuple[dict[s
                 model = load_local_model(cache)
             except ModelNotInstalled as exc:
                 raise RuntimeError(str(exc)) from None
+            model.threads = args.threads or None
             server, _ = start_server(model)
             url = server.url
         client = boto3.client("sagemaker-runtime", endpoint_url=url, region_name="us-east-1", aws_access_key_id="local",

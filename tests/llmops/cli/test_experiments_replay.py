@@ -61,7 +61,7 @@ def test_replay_two_prompt_versions_on_the_local_model(tmp_path, monkeypatch, ca
     )) + "\n", encoding="utf-8")
     answers = tmp_path / "answers.jsonl"
     code = cli(["experiments", "replay", "answer-v2", "--requests", str(requests), "--local", "--prompt-file",
-                f"v2={prompt_v2}", "--max-new-tokens", "6", "--min-samples", "2", "--answers", str(answers), "--json",
+                f"v2={prompt_v2}", "--threads", "1", "--max-new-tokens", "6", "--min-samples", "2", "--answers", str(answers), "--json",
                 "--no-mlflow"])
     out = capsys.readouterr()
     assert code == 0, out.err
