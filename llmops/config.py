@@ -1197,6 +1197,20 @@ class DeliveryConfig(_Model):
 MODEL_EXPERIMENT_KINDS = ("model-ab", "model-shadow")
 
 
+def experiment_specs(cfg: EnvironmentConfig) -> dict[str, dict]:
+    """What the judge needs per experiment (its EXPERIMENTS variable), with the deployed endpoint name for model arms."""
+    specs = {}
+    for name, exp in cfg.experiments.items():
+        spec: dict = {"kind": exp.kind, "metrics": list(exp.metrics), "min_samples": exp.min_samples, "alpha": exp.alpha,
+                      "arms": [{"name": a.name, **({"variant": a.variant} if a.variant else {})} for a in exp.arms]}
+        if exp.kind in MODEL_EXPERIMENT_KINDS:
+            spec["endpoint"] = f"{cfg.name_prefix}-{exp.endpoint}"
+        if exp.winner:
+            spec["winner"] = exp.winner
+        specs[name] = spec
+    return specs
+
+
 def _check_model_experiments(cfg: EnvironmentConfig) -> None:
     """A model experiment drives the LLM endpoint's variants: they must exist, be all of them, and be one experiment's."""
     llm = cfg.inference.llm

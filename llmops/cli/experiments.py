@@ -26,7 +26,12 @@ def register(registry: dict) -> None:
     judge.add_argument("name")
     judge.add_argument("--env", default="dev")
     judge.add_argument("--local", action="store_true", help="judge the local interaction log (llmops local ask)")
-    judge.add_argument("--records", help="a JSONL file of interaction records (default with --local: the state folder's log)")
+    judge.add_argument("--records", help="a JSONL file of interaction records or metrics-table rows "
+                                         "(default with --local: the state folder's log)")
+    judge.add_argument("--aws", action="store_true",
+                       help="judge the environment's metrics table in S3 (monitoring/metrics/), as the scheduled job does")
+    judge.add_argument("--days", type=int, default=None, help="with --aws: days of metrics to read (default experiments_judge.lookback_days)")
+    judge.add_argument("--region", default=None, help="with --aws: the environment's region (default: its config)")
     judge.add_argument("--json", action="store_true")
     judge.add_argument("--html", help="write an HTML report with a plot per metric")
     judge.add_argument("--require-decision", action="store_true", help="exit 1 unless a winner or no-difference is decided")
@@ -123,21 +128,36 @@ def run_judge(args: argparse.Namespace) -> int:
         print(f"error: environments.{env.name}.experiments: no experiment {args.name!r}; "
               f"declared: {', '.join(env.experiments) or 'none'}", file=sys.stderr)
         return 2
-    if not (args.local or args.records):
-        print("error: give --local (the local interaction log) or --records FILE.jsonl; the AWS judge runs as a job", file=sys.stderr)
+    if sum(bool(x) for x in (args.local, args.records, args.aws)) != 1:
+        print("error: give one of --local (the local interaction log), --records FILE.jsonl or --aws (the metrics "
+              "table in S3)", file=sys.stderr)
         return 2
     exp = env.experiments[args.name]
-    path = Path(args.records) if args.records else state_home() / "interactions.jsonl"
-    if not path.is_file():
-        print(f"error: {path}: no interaction records (run `llmops local ask` or pass --records)", file=sys.stderr)
-        return 2
-    records, problems = _load_records(path)
+    from lambdas.runtime.experiments.scheduled import Experiment, select_arms
+
+    spec = Experiment.from_dict(args.name, _spec(env, args.name))
+    if args.aws:
+        try:
+            records, problems = _table_rows(args, env), []
+        except (RuntimeError, ValueError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+    else:
+        path = Path(args.records) if args.records else state_home() / "interactions.jsonl"
+        if not path.is_file():
+            print(f"error: {path}: no interaction records (run `llmops local ask` or pass --records)", file=sys.stderr)
+            return 2
+        records, problems = _load_records(path)
     for problem in problems:
         print(f"warning: {problem}", file=sys.stderr)
+    # Metrics-table rows (flat, no response text) are split as the scheduled job splits them.
+    rows = [r for r in records if "response" not in r]
+    arms: dict[str, list[dict[str, Any]]] = select_arms(rows, spec)
     meta_key, arm_field = ARM_KEYS[exp.kind]
     by_value = {str(getattr(arm, arm_field)): arm.name for arm in exp.arms}
-    arms: dict[str, list[dict[str, Any]]] = {arm.name: [] for arm in exp.arms}
     for record in records:
+        if "response" not in record:
+            continue
         value = (record.get("metadata") or {}).get(meta_key)
         if value is not None and str(value) in by_value:
             arms[by_value[str(value)]].append(record)
@@ -148,6 +168,31 @@ def run_judge(args: argparse.Namespace) -> int:
     if problems:
         verdict.notes.append(f"{len(problems)} malformed record line(s) skipped")
     return _finish(args, env, exp, verdict, arms)
+
+
+def _spec(env: Any, name: str) -> dict[str, Any]:
+    from llmops.config import experiment_specs
+
+    return experiment_specs(env)[name]
+
+
+def _table_rows(args: argparse.Namespace, env: Any) -> list[dict[str, Any]]:
+    """The metrics table's rows of the last days, read from the environment's data bucket."""
+    import datetime as dt
+
+    import boto3
+
+    from lambdas.runtime.experiments.scheduled import read_metrics
+
+    region = args.region or env.region
+    if not (env.account and region):
+        raise ValueError(f"environments.{env.name}: account and region name the data bucket; set them (or --region)")
+    bucket = f"{env.name_prefix}-data-{env.account}-{region}"  # FoundationStack.bucket_name("data")
+    days = args.days or env.experiments_judge.lookback_days
+    table = read_metrics(boto3.client("s3", region_name=region), bucket, today=dt.datetime.now(dt.timezone.utc).date(), days=days)
+    print(f"Read {len(table.rows)} row(s) in {table.objects} object(s) of s3://{bucket}/monitoring/metrics/ "
+          f"({days} days){f', {table.malformed} malformed line(s) skipped' if table.malformed else ''}", file=sys.stderr)
+    return table.rows
 
 
 def _finish(args: argparse.Namespace, env: Any, exp: Any, verdict: Any, arms: dict[str, list[dict[str, Any]]]) -> int:

@@ -17,7 +17,7 @@ from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from constructs import Construct
 
-from llmops.config import MODEL_EXPERIMENT_KINDS, EnvironmentConfig
+from llmops.config import EnvironmentConfig, experiment_specs
 from llmops.constructs.core import DeadLetterQueue, PlatformFunction, retention_days
 from llmops.stacks.foundation import FoundationStack
 
@@ -25,20 +25,6 @@ METRICS_PREFIX = "monitoring/metrics/"  # the monitoring metrics table (Monitori
 VERDICTS_PREFIX = "experiments/verdicts/"  # <experiment>/latest.json is the delivery gate's contract
 # Lambda allows 4 KB of environment variables in all; the experiments' specs must leave room for the rest.
 MAX_SPEC_BYTES = 3000
-
-
-def experiment_specs(cfg: EnvironmentConfig) -> dict[str, dict]:
-    """What the judge needs per experiment, with the deployed endpoint name for model arms."""
-    specs = {}
-    for name, exp in cfg.experiments.items():
-        spec: dict = {"kind": exp.kind, "metrics": list(exp.metrics), "min_samples": exp.min_samples, "alpha": exp.alpha,
-                      "arms": [{"name": a.name, **({"variant": a.variant} if a.variant else {})} for a in exp.arms]}
-        if exp.kind in MODEL_EXPERIMENT_KINDS:
-            spec["endpoint"] = f"{cfg.name_prefix}-{exp.endpoint}"
-        if exp.winner:
-            spec["winner"] = exp.winner
-        specs[name] = spec
-    return specs
 
 
 class ExperimentsStack(Stack):

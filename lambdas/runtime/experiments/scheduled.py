@@ -25,7 +25,7 @@ MODEL_KINDS = ("model-ab", "model-shadow")
 _DESCRIPTIVE = frozenset({"interaction_id", "source", "use_case", "prompt_id", "prompt_version", "model", "recorded_at",
                           "experiment", "arm", "variant", "endpoint", "dt", "metadata", "metrics"})
 MLFLOW_NOTE = ("MLflow: the scheduled job does not log runs (MLflow is not in its bundle); log this judgement with "
-               "`llmops experiments judge {name} --env {env} --records FILE.jsonl --tracking-uri <tracking server ARN>`")
+               "`llmops experiments judge {name} --env {env} --aws --tracking-uri <tracking server ARN>`")
 
 
 @dataclass(frozen=True)
