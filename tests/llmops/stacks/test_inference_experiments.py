@@ -131,3 +131,9 @@ def test_variants_outside_the_experiment_scale_to_zero_and_two_experiments_are_r
 def test_docs_say_why_no_inference_experiment_resource():
     text = (Path(REPO_ROOT) / "docs" / "experiments.md").read_text(encoding="utf-8")
     assert "AWS::SageMaker::InferenceExperiment" in text
+
+
+def test_the_dashboard_shows_every_arm(ab):
+    (dashboard,) = ab.find_resources("AWS::CloudWatch::Dashboard").values()
+    body = json.dumps(dashboard["Properties"]["DashboardBody"])
+    assert "invocations per variant" in body and '\\"VariantName\\",\\"tuned\\"' in body
