@@ -132,6 +132,9 @@ def run_judge(args: argparse.Namespace) -> int:
         print("error: give one of --local (the local interaction log), --records FILE.jsonl or --aws (the metrics "
               "table in S3)", file=sys.stderr)
         return 2
+    if args.days is not None and not 1 <= args.days <= 366:
+        print(f"error: --days must be 1-366, got {args.days}", file=sys.stderr)
+        return 2
     exp = env.experiments[args.name]
     from lambdas.runtime.experiments.scheduled import Experiment, select_arms
 

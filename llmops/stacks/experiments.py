@@ -54,7 +54,7 @@ class ExperimentsStack(Stack):
         foundation.data.grant_read(self.judge.role, METRICS_PREFIX)
         foundation.data.grant_write(self.judge.role, VERDICTS_PREFIX)
         self.schedule = events.Rule(
-            self, "Schedule", description=f"Experiments: judge {', '.join(cfg.experiments)} ({job.schedule})",
+            self, "Schedule", description=f"Experiments: judge {', '.join(cfg.experiments)} ({job.schedule})"[:512],
             schedule=events.Schedule.expression(job.schedule))
         self.schedule.add_target(targets.LambdaFunction(
             self.judge.function, dead_letter_queue=self.dead_letter_queue, retry_attempts=2, max_event_age=Duration.hours(6)))
