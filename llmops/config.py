@@ -1235,7 +1235,7 @@ def _check_model_experiments(cfg: EnvironmentConfig) -> None:
         if others and exp.winner is None:
             raise ValueError(f"{where}.arms: inference.llm.variants {others} are not arms; the experiment's arms are all of "
                              "the endpoint's variants (traffic the judge does not see would dilute it)")
-        if llm.scaling.mode == "scale-to-zero" and exp.winner is None:  # a promoted winner is one variant again
+        if llm.scaling.mode == "scale-to-zero":
             raise ValueError(f"{where}: inference.llm.scaling.mode scale-to-zero serves one inference component, not "
                              "weighted or shadow variants; use target-tracking or none while the experiment runs")
         if cfg.inference.data_capture_percent == 0 and exp.winner is None:
