@@ -904,7 +904,8 @@ class FunctionsConfig(_Model):
     """Lambda defaults: the concurrency each function may take from the account (the rest stays free)."""
 
     # Per function folder; "default" applies to every function not named, the provider frameworks included.
-    reserved_concurrency: dict[str, int] = {"default": 10, "rag_query": 50, "prompt_catalog_api": 20, "rag_ingest": 20}
+    reserved_concurrency: dict[str, int] = {"default": 10, "rag_query": 50, "prompt_catalog_api": 20,
+                                           "prompt_catalog_writer": 20, "rag_ingest": 20}
 
     @field_validator("reserved_concurrency")
     @classmethod
