@@ -157,7 +157,7 @@ class _Endpoint(Construct):
         from llmops.constructs.inference.schedule import EndpointSchedule
 
         made = EndpointSchedule(self, "Schedule", endpoint_name=self.endpoint_name, endpoint_config_name=self.endpoint_config_name,
-                                schedule=schedule, key=ctx.key, tags=ctx.env_config.tags)
+                                schedule=schedule, key=ctx.key, tags=ctx.env_config.tags, alarm_action=ctx.alarm_action)
         for cfn in made.schedules.values():
             cfn.node.add_dependency(self.endpoint)  # the first stop never races the endpoint's creation
         return made

@@ -20,11 +20,12 @@ from aws_cdk import aws_scheduler as scheduler
 from constructs import Construct
 
 from llmops.config import EndpointScheduleConfig
+from llmops.constructs.core.dead_letter_queue import DeadLetterQueue
 
 
 class EndpointSchedule(Construct):
     def __init__(self, scope: Construct, id: str, *, endpoint_name: str, endpoint_config_name: str,
-                 schedule: EndpointScheduleConfig, key: kms.IKey, tags: Mapping[str, str]) -> None:
+                 schedule: EndpointScheduleConfig, key: kms.IKey, tags: Mapping[str, str], alarm_action=None) -> None:
         super().__init__(scope, id)
         stack = Stack.of(self)
         names = {"stop": f"{endpoint_name}-stop"[:64], "start": f"{endpoint_name}-start"[:64]}
@@ -48,6 +49,15 @@ class EndpointSchedule(Construct):
         self.role.add_to_policy(iam.PolicyStatement(
             sid="VolumeKeyGrant", actions=["kms:CreateGrant"], resources=[key.key_arn],
             conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}}))
+        # A stop or start that still fails after its retries is kept, and its alarm says so.
+        self.dead_letter_queue = DeadLetterQueue(self, "DeadLetters", key=key,
+                                                 purpose=f"the stop/start schedules of SageMaker endpoint {endpoint_name}")
+        if alarm_action:
+            alarm_action(self.dead_letter_queue.alarm)
+        self.role.add_to_policy(iam.PolicyStatement(sid="DeadLetters", actions=["sqs:SendMessage"],
+                                                    resources=[self.dead_letter_queue.queue_arn]))
+        self.role.add_to_policy(iam.PolicyStatement(sid="DeadLettersKey", actions=["kms:GenerateDataKey", "kms:Decrypt"],
+                                                    resources=[key.key_arn]))
         tag_list = [{"Key": k, "Value": v} for k, v in sorted(tags.items())]
         inputs = {
             "stop": ("deleteEndpoint", schedule.stop, {"EndpointName": endpoint_name}),
@@ -71,6 +81,7 @@ class EndpointSchedule(Construct):
                     # A stop on a deleted endpoint or a start on a running one fails harmlessly: few retries.
                     retry_policy=scheduler.CfnSchedule.RetryPolicyProperty(maximum_retry_attempts=3,
                                                                            maximum_event_age_in_seconds=3600),
+                    dead_letter_config=scheduler.CfnSchedule.DeadLetterConfigProperty(arn=self.dead_letter_queue.queue_arn),
                 ),
             )
             self.schedules[what].node.add_dependency(self.role)

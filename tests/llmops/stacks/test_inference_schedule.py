@@ -59,7 +59,13 @@ def test_the_scheduler_role_may_touch_only_its_endpoint_and_config(stack, templa
         statements = [s for p in template.find_resources("AWS::IAM::Policy").values() if {"Ref": role_id} in p["Properties"]["Roles"]
                       for s in p["Properties"]["PolicyDocument"]["Statement"]]
         by_sid = {s["Sid"]: s for s in statements}
-        assert set(by_sid) == {"StopEndpoint", "StartEndpoint", "TagOnStart", "VolumeKeyGrant"}
+        assert set(by_sid) == {"StopEndpoint", "StartEndpoint", "TagOnStart", "VolumeKeyGrant", "DeadLetters", "DeadLettersKey"}
+        dlq = stack.resolve(endpoint.schedule.dead_letter_queue.queue_arn)
+        assert by_sid["DeadLetters"]["Resource"] == dlq
+        for cfn in endpoint.schedule.schedules.values():
+            assert stack.resolve(cfn.target.dead_letter_config.arn) == dlq
+        alarm = template.find_resources("AWS::CloudWatch::Alarm")[stack.get_logical_id(endpoint.schedule.dead_letter_queue.alarm.node.default_child)]
+        assert alarm["Properties"]["AlarmActions"], "the dead-letter alarm notifies the alarm topic"
 
         def arn(kind: str, name: str) -> dict:
             return stack.resolve(stack.format_arn(service="sagemaker", resource=kind, resource_name=name))
