@@ -58,8 +58,12 @@ def create_catalog_table(dynamodb, name: str = TABLE) -> None:
 class Catalog:
     dynamodb: object
     s3: object
+    # Set by the writer_lambda fixture: stores then create versions through the writer, as deployed.
+    version_writer: object = None
 
     def store(self, **kwargs) -> PromptCatalogStore:
+        if self.version_writer is not None:
+            kwargs.setdefault("version_writer", self.version_writer())
         kwargs.setdefault("overflow_bucket", BUCKET)
         kwargs.setdefault("dynamodb", self.dynamodb)
         kwargs.setdefault("s3", self.s3)
@@ -174,9 +178,13 @@ def writer_lambda(catalog, monkeypatch):
         return AWSResponse(WRITER_ARN, 200, {}, None), parsed
 
     boto3.setup_default_session(region_name=REGION)
+    from lambdas.runtime.prompt_catalog.writer import LambdaVersionWriter
+
+    catalog.version_writer = lambda: LambdaVersionWriter(WRITER_ARN, lambda_client=boto3.client("lambda", region_name=REGION))
     boto3.DEFAULT_SESSION.events.register("before-parameter-build.lambda.Invoke", remember)
     boto3.DEFAULT_SESSION.events.register("before-call.lambda.Invoke", invoke)
     try:
         yield WriterInvocations(requests)
     finally:
+        catalog.version_writer = None
         boto3.DEFAULT_SESSION = None
