@@ -853,6 +853,43 @@ class ScalingConfig(_Model):
         return self
 
 
+class EndpointScheduleConfig(_Model):
+    """Stop and start an instance-based endpoint on a schedule (EventBridge Scheduler): ``stop`` deletes the
+    endpoint (the model and endpoint config stay in the stack), ``start`` creates it again from the
+    stack's current endpoint config. Only for endpoints that cannot scale to zero; see docs/inference.md."""
+
+    enabled: bool = False
+    start: str = "cron(0 7 ? * MON-FRI *)"  # EventBridge cron, 6 fields, in ``timezone``
+    stop: str = "cron(0 19 ? * MON-FRI *)"
+    timezone: str = "UTC"  # IANA name, e.g. Europe/Berlin
+
+    @field_validator("start", "stop")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        from llmops.cron import Cron, CronError
+
+        try:
+            return Cron(value).expression
+        except CronError as exc:
+            raise ValueError(str(exc)) from None
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        import zoneinfo
+
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not an IANA time zone name (e.g. UTC, Europe/Berlin, America/New_York)") from None
+        return value
+
+    def on_hours_per_day(self) -> float:
+        from llmops.cron import Cron, on_hours_per_day
+
+        return on_hours_per_day(Cron(self.start), Cron(self.stop))
+
+
 class AsyncConfig(_Model):
     enabled: bool = False  # asynchronous inference: S3 in/out, scales from zero on backlog
     max_concurrent_invocations_per_instance: int = Field(4, ge=1, le=1000)
@@ -871,6 +908,7 @@ class LlmEndpointConfig(_Model):
     variants: dict[str, VariantConfig] = {"primary": VariantConfig()}
     scaling: ScalingConfig = ScalingConfig()
     async_inference: AsyncConfig = AsyncConfig()
+    schedule: EndpointScheduleConfig = EndpointScheduleConfig()  # off by default
 
     @field_validator("variants")
     @classmethod
@@ -903,6 +941,7 @@ class EmbeddingEndpointConfig(_Model):
     serverless_max_concurrency: int = Field(5, ge=1, le=200)
     instance_type: str = "ml.m5.xlarge"
     instance_count: int = Field(1, ge=1, le=64)
+    schedule: EndpointScheduleConfig = EndpointScheduleConfig()  # off by default; instance-based only
 
     @model_validator(mode="after")
     def _serverless(self) -> "EmbeddingEndpointConfig":
@@ -931,7 +970,8 @@ class FunctionsConfig(_Model):
     """Lambda defaults: the concurrency each function may take from the account (the rest stays free)."""
 
     # Per function folder; "default" applies to every function not named, the provider frameworks included.
-    reserved_concurrency: dict[str, int] = {"default": 10, "rag_query": 50, "prompt_catalog_api": 20, "rag_ingest": 20}
+    reserved_concurrency: dict[str, int] = {"default": 10, "rag_query": 50, "prompt_catalog_api": 20,
+                                           "prompt_catalog_writer": 20, "rag_ingest": 20}
 
     @field_validator("reserved_concurrency")
     @classmethod
@@ -1292,6 +1332,13 @@ def _check_inference(cfg: EnvironmentConfig) -> None:
     if scaling.mode == "scale-to-zero" and (len(inf.llm.variants) > 1 or asyncc.enabled):
         raise ValueError(f"{where}.scaling.mode: scale-to-zero (inference components) supports one variant and no "
                          f"async_inference; got {len(inf.llm.variants)} variant(s), async {asyncc.enabled}")
+    if inf.llm.schedule.enabled and (scaling.mode == "scale-to-zero" or asyncc.enabled):
+        why = "scaling.mode is scale-to-zero" if scaling.mode == "scale-to-zero" else "async_inference scales from zero"
+        raise ValueError(f"{where}.schedule.enabled: the endpoint already idles at zero instances ({why}); "
+                         "a stop/start schedule is only for instance-based real-time endpoints")
+    if inf.embeddings.enabled and inf.embeddings.schedule.enabled and inf.embeddings.serverless:
+        raise ValueError("inference.embeddings.schedule.enabled: a serverless endpoint already idles at zero; "
+                         "a stop/start schedule is only for instance-based endpoints (serverless: false)")
     if asyncc.enabled and any(v.shadow for v in inf.llm.variants.values()):
         raise ValueError(f"{where}.async_inference: an asynchronous endpoint cannot carry a shadow variant")
     emb = inf.embeddings
