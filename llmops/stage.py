@@ -30,6 +30,10 @@ class LlmOpsStage(Stage):
         cfg = env_config
         self.env_config = cfg
         check_cost_policy(cfg)  # caps and cost.max_idle_per_day, before any construct is built
+        from llmops.delivery.release import release_for_environment
+
+        # The pins of environments.<name>.release (read from the repository, never from AWS).
+        self.release = release_for_environment(cfg)
         self.foundation = FoundationStack(
             self,
             "Foundation",
@@ -53,7 +57,7 @@ class LlmOpsStage(Stage):
             from llmops.stacks.prompt_catalog import PromptCatalogStack
 
             self.prompt_catalog = PromptCatalogStack(
-                self, "PromptCatalog", foundation=foundation, env_config=cfg,
+                self, "PromptCatalog", foundation=foundation, env_config=cfg, release=self.release,
                 stack_name=f"{cfg.name_prefix}-prompt-catalog",
                 description=f"LLMOps {cfg.name}: prompt catalog table, REST API and sync-at-deploy",
             )
@@ -62,7 +66,7 @@ class LlmOpsStage(Stage):
             from llmops.stacks.inference import InferenceStack
 
             self.inference = InferenceStack(
-                self, "Inference", foundation=foundation, env_config=cfg,
+                self, "Inference", foundation=foundation, env_config=cfg, release=self.release,
                 stack_name=f"{cfg.name_prefix}-inference",
                 description=f"LLMOps {cfg.name}: LLM and embedding endpoints, scaling, capture, alarms",
             )

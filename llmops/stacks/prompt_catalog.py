@@ -54,6 +54,7 @@ class PromptCatalogStack(Stack):
         *,
         foundation: FoundationStack,
         env_config: EnvironmentConfig,
+        release=None,
         **kwargs,
     ) -> None:
         super().__init__(scope, id, **kwargs)
