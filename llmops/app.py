@@ -23,9 +23,10 @@ def build_app(app: App | None = None, *, config: PlatformConfig | None = None, n
     app = app or App()
     config = config or load_config(app.node.try_get_context("config"))
     stages = {}
-    for name in selected_environments(config, app.node.try_get_context("env")):
-        stages[name] = LlmOpsStage(app, config.get(name), nag=nag)
     delivery = config.delivery
+    promoting = delivery if delivery is not None and delivery.enabled else None
+    for name in selected_environments(config, app.node.try_get_context("env")):
+        stages[name] = LlmOpsStage(app, config.get(name), nag=nag, delivery=promoting)
     # The pipeline deploys the stages above; it exists when every stage it promotes is synthesized.
     if delivery is not None and delivery.enabled and all(n in stages for n in delivery.stages):
         from aws_cdk import Environment

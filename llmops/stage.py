@@ -21,7 +21,8 @@ class LlmOpsStage(Stage):
     buckets and network from it.
     """
 
-    def __init__(self, scope: Construct, env_config: EnvironmentConfig, *, nag: bool = True) -> None:
+    def __init__(self, scope: Construct, env_config: EnvironmentConfig, *, nag: bool = True, delivery=None) -> None:
+        """``delivery``: the pipeline's config when it promotes into this environment (its access roles are built)."""
         super().__init__(
             scope,
             env_config.name,
@@ -44,6 +45,13 @@ class LlmOpsStage(Stage):
         )
         foundation = self.foundation
         caps = cfg.capabilities
+        delivery = delivery if delivery is not None and cfg.name in delivery.stages else None
+        self.delivery = delivery
+        self.promote_role = None
+        if delivery is not None and cfg.delivery.model_promotion == "copy":
+            from llmops.stacks.delivery_access import add_promote_role
+
+            self.promote_role = add_promote_role(foundation, cfg, delivery, self.release)
         # Capability stacks (one block each).
         if caps.data_prep:
             from llmops.stacks.data_prep import DataPrepStack
@@ -97,6 +105,17 @@ class LlmOpsStage(Stage):
             )
             if getattr(self, "fine_tuning", None) is not None:
                 self.monitoring.add_dependency(self.fine_tuning)  # starts its pipelines
+        if self.promote_role is not None and self.inference is not None and getattr(self, "fine_tuning", None) is not None:
+            self.inference.add_dependency(self.fine_tuning)  # the copy step registers into its package groups
+        self.delivery_access = None
+        if delivery is not None:
+            from llmops.stacks.delivery_access import DeliveryAccessStack
+
+            self.delivery_access = DeliveryAccessStack(
+                self, "DeliveryAccess", env_config=cfg, delivery=delivery, foundation=foundation,
+                rag=getattr(self, "rag", None), inference=self.inference, stack_name=f"{cfg.name_prefix}-delivery-access",
+                description=f"LLMOps {cfg.name}: the delivery pipeline's smoke-test and gate role",
+            )
         if caps.human_review:
             from llmops.stacks.human_review import HumanReviewStack
 

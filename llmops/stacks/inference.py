@@ -39,8 +39,8 @@ class InferenceStack(Stack):
             cloudwatch.GraphWidget(title=f"{e.endpoint_name} model latency p50/p90 (µs)",
                                    left=[e.metric_latency(statistic="p50"), e.metric_latency()], width=12) for e in endpoints
         ], [cloudwatch.AlarmStatusWidget(title="Inference alarms", alarms=[a for e in endpoints for a in e.alarms], width=24)]])
-        for e in endpoints:
-            CfnOutput(self, f"{e.node.id}EndpointName", value=e.endpoint_name)
+        # The pipeline's smoke test reads them (CDK Pipelines env_from_cfn_outputs).
+        self.endpoint_outputs = {e.node.id: CfnOutput(self, f"{e.node.id}EndpointName", value=e.endpoint_name) for e in endpoints}
 
     @property
     def rag_container(self) -> str:

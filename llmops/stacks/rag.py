@@ -314,7 +314,8 @@ class RagStack(Stack):
             ("AwsSolutions-COG4", "Callers are IAM principals (SigV4), not Cognito users: authorization type is AWS_IAM."),
         ):
             acknowledge(api, finding, reason)
-        CfnOutput(self, "QueryUrl", value=api.url_for_path("/query"))
+        # The pipeline's smoke test reads it (CDK Pipelines env_from_cfn_outputs).
+        self.query_url_output = CfnOutput(self, "QueryUrl", value=api.url_for_path("/query"))
         return api
 
     def grant_query(self, grantee: iam.IGrantable) -> iam.Grant:
