@@ -51,6 +51,14 @@ def register(registry: dict) -> None:
     smoke.add_argument("--attempts", type=int, default=None, help="default delivery.smoke_attempts of the environment")
     smoke.add_argument("--interval", type=float, default=None, help="seconds between attempts (default delivery.smoke_interval_seconds)")
     smoke.set_defaults(func=run_smoke)
+    promote = dsub.add_parser("promote-model", help="copy the release's model packages into the environment's registry "
+                                                    "(delivery.model_promotion: copy)")
+    promote.add_argument("--env", required=True)
+    promote.add_argument("--release", default="release.json")
+    promote.add_argument("--role-arn", default=os.environ.get("LLMOPS_PROMOTE_ROLE_ARN"),
+                         help="the environment's promote role to assume (default $LLMOPS_PROMOTE_ROLE_ARN)")
+    promote.add_argument("--artifacts-bucket", default=None, help="default: <name_prefix>-artifacts-<account>-<region>")
+    promote.set_defaults(func=run_promote_model)
 
 
 def _prompt_hashes(prompts_dir: Path) -> dict[str, str]:
@@ -294,3 +302,45 @@ def run_smoke(args: argparse.Namespace) -> int:
     for check in checks:
         print(f"smoke {env.name}: ok: {check.name}: {check.detail} (attempt {check.attempts})")
     return 0
+
+
+def run_promote_model(args: argparse.Namespace) -> int:
+    """Register the release's packages, with copied artifacts, in this environment's groups (idempotent)."""
+    from llmops.config import ConfigError
+    from llmops.delivery.release import ReleaseError, load_release
+
+    try:
+        env = _config().get(args.env)
+        manifest = load_release(args.release)
+    except (ConfigError, ReleaseError) as err:
+        print(f"promote-model {args.env}: error: {err}", file=sys.stderr)
+        return 2
+    if env.delivery.model_promotion != "copy":
+        print(f"promote-model {env.name}: delivery.model_promotion is {env.delivery.model_promotion}: the endpoints deploy "
+              "the source registry's packages; nothing to copy")
+        return 0
+    from lambdas.runtime.delivery.model_copy import ModelCopyError, copied_package_parameter, copy_model_package
+
+    region = env.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+    session = _session(args.role_arn, region, f"promote-{env.name}")
+    account = env.account or session.client("sts").get_caller_identity()["Account"]
+    bucket = args.artifacts_bucket or f"{env.name_prefix}-artifacts-{account}-{region}"
+    failed = False
+    for use_case, pin in sorted(manifest.models.items()):
+        source_region = pin.model_package_arn.split(":")[3]
+        try:
+            arn, created = copy_model_package(
+                source_arn=pin.model_package_arn,
+                source_sagemaker=session.client("sagemaker", region_name=source_region),
+                source_s3=session.client("s3", region_name=source_region),
+                target_sagemaker=session.client("sagemaker"), target_s3=session.client("s3"), target_ssm=session.client("ssm"),
+                target_group=f"{env.name_prefix}-{use_case}", target_bucket=bucket,  # its default encryption: this account's key
+                parameter_name=copied_package_parameter(env.name_prefix, use_case, pin.model_package_arn),
+            )
+        except ModelCopyError as err:
+            print(f"promote-model {env.name}: {use_case}: FAILED: {err}", file=sys.stderr)
+            failed = True
+            continue
+        print(f"promote-model {env.name}: {use_case}: {'registered' if created else 'already copied'} {arn} "
+              f"(from {pin.model_package_arn})")
+    return 1 if failed else 0
