@@ -70,7 +70,7 @@ def add_promote_role(foundation, env_config: EnvironmentConfig, delivery: Delive
     cfg = env_config
     role = iam.Role(foundation, "DeliveryPromoteRole", role_name=promote_role_name(cfg), assumed_by=_trust(delivery, cfg.name),
                     description=f"The delivery pipeline's model copy into {cfg.name}'s registry")
-    from lambdas.runtime.delivery.model_copy import PROMOTED_PREFIX, copied_package_parameter
+    from lambdas.runtime.delivery.model_copy import PROMOTED_PREFIX, SOURCE_RUNS_PREFIX, copied_package_parameter
     from llmops.delivery.release import _PACKAGE_ARN
 
     foundation.artifacts.grant_write(role, PROMOTED_PREFIX)
@@ -97,13 +97,13 @@ def add_promote_role(foundation, env_config: EnvironmentConfig, delivery: Delive
             bucket = f"{source_prefix}-artifacts-{account}-{region}"
             role.add_to_policy(iam.PolicyStatement(
                 sid=f"ReadSource{use_case.replace('-', '').title()}", actions=["s3:GetObject", "s3:GetObjectVersion", "s3:ListBucket"],
-                resources=[f"arn:{partition}:s3:::{bucket}", f"arn:{partition}:s3:::{bucket}/runs/*"]))
+                resources=[f"arn:{partition}:s3:::{bucket}", f"arn:{partition}:s3:::{bucket}/{SOURCE_RUNS_PREFIX}*"]))
             key = f"arn:{partition}:kms:{region}:{account}:key/*"
             role.add_to_policy(iam.PolicyStatement(
                 sid=f"DecryptSource{use_case.replace('-', '').title()}", actions=["kms:Decrypt", "kms:DescribeKey"], resources=[key],
                 conditions={"StringEquals": {"kms:ViaService": f"s3.{region}.amazonaws.com"}}))
             policy = role.node.find_child("DefaultPolicy")
-            acknowledge_wildcard_resource(policy, f"arn:{partition}:s3:::{bucket}/runs/*",
+            acknowledge_wildcard_resource(policy, f"arn:{partition}:s3:::{bucket}/{SOURCE_RUNS_PREFIX}*",
                                           "Fine-tuning runs write model artifacts under generated run ids.")
             acknowledge_wildcard_resource(policy, key, "The source account's platform key (id unknown here), through S3 only; "
                                           "its key policy grants it back to this account.")

@@ -16,6 +16,11 @@ import hashlib
 from typing import Any
 
 PROMOTED_PREFIX = "promoted/"
+# Where fine-tuning runs write model artifacts in the source account (llmops.stacks.fine_tuning.RUNS_PREFIX).
+SOURCE_RUNS_PREFIX = "fine-tuning/"
+# The roles of a reading account that read those artifacts: endpoint execution roles (generated names
+# start with their stack's, <name_prefix>-inference-) and the copy step's <name_prefix>-delivery-promote.
+READER_ROLE_PATTERNS = ("*-inference-*", "*-delivery-promote")
 SOURCE_ARN_PROPERTY = "llmops:source-model-package-arn"
 
 

@@ -294,6 +294,7 @@ class LlmEndpoint(_Endpoint):
             return
         self.role.add_to_policy(iam.PolicyStatement(
             sid="ReadPinnedPackages", actions=["sagemaker:DescribeModelPackage"], resources=pins))
+        from lambdas.runtime.delivery.model_copy import SOURCE_RUNS_PREFIX
         from llmops.delivery.release import _PACKAGE_ARN
 
         sources = {}
@@ -311,13 +312,13 @@ class LlmEndpoint(_Endpoint):
             bucket = f"{source_prefix}-artifacts-{account}-{region}"
             self.role.add_to_policy(iam.PolicyStatement(
                 sid=f"ReadReleaseArtifacts{account}", actions=["s3:GetObject", "s3:GetObjectVersion"],
-                resources=[f"arn:{partition}:s3:::{bucket}/runs/*"]))
+                resources=[f"arn:{partition}:s3:::{bucket}/{SOURCE_RUNS_PREFIX}*"]))
             key_arn = f"arn:{partition}:kms:{region}:{account}:key/*"
             self.role.add_to_policy(iam.PolicyStatement(
                 sid=f"DecryptReleaseArtifacts{account}", actions=["kms:Decrypt", "kms:DescribeKey"], resources=[key_arn],
                 conditions={"StringEquals": {"kms:ViaService": f"s3.{region}.amazonaws.com"}}))
             policy = self.role.node.find_child("DefaultPolicy")
-            acknowledge_wildcard_resource(policy, f"arn:{partition}:s3:::{bucket}/runs/*",
+            acknowledge_wildcard_resource(policy, f"arn:{partition}:s3:::{bucket}/{SOURCE_RUNS_PREFIX}*",
                                           "Fine-tuning runs write their model artifacts under generated run ids.")
             acknowledge_wildcard_resource(policy, key_arn, "The source account's platform key, whose id is not known here; "
                                           "only through S3 (kms:ViaService) and granted back by that key's policy.")

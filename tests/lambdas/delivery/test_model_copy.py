@@ -28,7 +28,7 @@ def aws(monkeypatch):
         sm, s3, ssm = (boto3.client(n, region_name=REGION) for n in ("sagemaker", "s3", "ssm"))
         for bucket in (SOURCE_BUCKET, TARGET_BUCKET):
             s3.create_bucket(Bucket=bucket)
-        for key in ("runs/run-1/model/config.json", "runs/run-1/model/model.safetensors", "runs/run-1/other/x"):
+        for key in ("fine-tuning/run-1/model/config.json", "fine-tuning/run-1/model/model.safetensors", "fine-tuning/run-1/other/x"):
             s3.put_object(Bucket=SOURCE_BUCKET, Key=key, Body=f"bytes of {key}".encode())
         sm.create_model_package_group(ModelPackageGroupName="llmops-dev-assistant")
         sm.create_model_package_group(ModelPackageGroupName="llmops-stg-assistant")
@@ -36,7 +36,7 @@ def aws(monkeypatch):
             ModelPackageGroupName="llmops-dev-assistant",
             InferenceSpecification={
                 "Containers": [{"Image": IMAGE, "Environment": {"HF_MODEL_ID": "/opt/ml/model"},
-                                "ModelDataSource": {"S3DataSource": {"S3Uri": f"s3://{SOURCE_BUCKET}/runs/run-1/model/",
+                                "ModelDataSource": {"S3DataSource": {"S3Uri": f"s3://{SOURCE_BUCKET}/fine-tuning/run-1/model/",
                                                                      "S3DataType": "S3Prefix", "CompressionType": "None"}}}],
                 "SupportedContentTypes": ["application/json"], "SupportedResponseMIMETypes": ["application/json"],
                 "SupportedRealtimeInferenceInstanceTypes": ["ml.g5.2xlarge"],
@@ -69,7 +69,7 @@ def test_copy_registers_the_package_with_copied_artifacts_and_records_the_parame
     keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=TARGET_BUCKET)["Contents"])
     assert keys == [f"promoted/123456789012/llmops-dev-assistant/1/container-0/{n}" for n in ("config.json", "model.safetensors")]
     body = s3.get_object(Bucket=TARGET_BUCKET, Key=keys[1])["Body"].read()
-    assert body == b"bytes of runs/run-1/model/model.safetensors"
+    assert body == b"bytes of fine-tuning/run-1/model/model.safetensors"
     name = copied_package_parameter("llmops-stg", "assistant", source)
     assert ssm.get_parameter(Name=name)["Parameter"]["Value"] == arn
 
@@ -95,7 +95,7 @@ def test_an_empty_model_prefix_is_refused(aws):
     empty = sm.create_model_package(
         ModelPackageGroupName="llmops-dev-assistant", ModelApprovalStatus="Approved",
         InferenceSpecification={"Containers": [{"Image": IMAGE, "ModelDataSource": {"S3DataSource": {
-            "S3Uri": f"s3://{SOURCE_BUCKET}/runs/missing/", "S3DataType": "S3Prefix", "CompressionType": "None"}}}],
+            "S3Uri": f"s3://{SOURCE_BUCKET}/fine-tuning/missing/", "S3DataType": "S3Prefix", "CompressionType": "None"}}}],
             "SupportedContentTypes": ["application/json"], "SupportedResponseMIMETypes": ["application/json"]})["ModelPackageArn"]
     with pytest.raises(ModelCopyError, match="no objects under the package's model data prefix"):
         copy(sm, s3, ssm, empty)
@@ -113,16 +113,16 @@ def test_the_create_request_has_the_api_shape():
             "ModelPackageName": "llmops-dev-assistant", "ModelPackageArn": source, "ModelPackageStatus": "Completed",
             "CreationTime": "2026-12-01T00:00:00Z", "ModelApprovalStatus": "Approved",
             "ModelPackageStatusDetails": {"ValidationStatuses": [], "ImageScanStatuses": []},
-            "InferenceSpecification": {"Containers": [{"Image": IMAGE, "ModelDataUrl": f"s3://{SOURCE_BUCKET}/runs/r/model.tar.gz"}],
+            "InferenceSpecification": {"Containers": [{"Image": IMAGE, "ModelDataUrl": f"s3://{SOURCE_BUCKET}/fine-tuning/r/model.tar.gz"}],
                                        "SupportedContentTypes": ["application/json"], "SupportedResponseMIMETypes": ["application/json"]},
         }, {"ModelPackageName": source})
         stub_sm.add_response("list_model_packages", {"ModelPackageSummaryList": []}, {
             "ModelPackageGroupName": "llmops-stg-assistant", "ModelApprovalStatus": "Approved",
             "SortBy": "CreationTime", "SortOrder": "Descending"})
-        stub_s3.add_response("head_object", {"ContentLength": 5}, {"Bucket": SOURCE_BUCKET, "Key": "runs/r/model.tar.gz"})
+        stub_s3.add_response("head_object", {"ContentLength": 5}, {"Bucket": SOURCE_BUCKET, "Key": "fine-tuning/r/model.tar.gz"})
         stub_s3.add_response("copy_object", {}, {
             "Bucket": TARGET_BUCKET, "Key": "promoted/444444444444/llmops-dev-assistant/3/container-0/model.tar.gz",
-            "CopySource": {"Bucket": SOURCE_BUCKET, "Key": "runs/r/model.tar.gz"}})
+            "CopySource": {"Bucket": SOURCE_BUCKET, "Key": "fine-tuning/r/model.tar.gz"}})
         stub_sm.add_response("create_model_package", {"ModelPackageArn": target}, {
             "ModelPackageGroupName": "llmops-stg-assistant",
             "ModelPackageDescription": f"Copy of {source}",

@@ -63,7 +63,7 @@ def test_pinned_package_grants_exactly_that_package_and_the_source_artifacts(pin
     assert by_sid["ReadPinnedPackages"]["Resource"] == SOURCE_ARN
     assert "ReadApprovedPackages" not in by_sid
     s3 = by_sid["ReadReleaseArtifacts444444444444"]
-    assert s3["Resource"] == "arn:aws:s3:::llmops-dev-artifacts-444444444444-us-east-1/runs/*"
+    assert s3["Resource"] == "arn:aws:s3:::llmops-dev-artifacts-444444444444-us-east-1/fine-tuning/*"
     kms = by_sid["DecryptReleaseArtifacts444444444444"]
     assert sorted(kms["Action"]) == ["kms:Decrypt", "kms:DescribeKey"]
     assert kms["Condition"] == {"StringEquals": {"kms:ViaService": "s3.us-east-1.amazonaws.com"}}
@@ -80,7 +80,7 @@ def test_serving_image_tag_comes_from_the_release(tmp_path_factory):
 
 
 def test_without_a_release_the_package_is_read_from_ssm_at_deploy():
-    t = inference("staging")
+    t = inference("staging", release=None)
     raw = t.to_json()
     (param,) = [p for k, p in raw["Parameters"].items() if k.startswith("ApprovedPackage")]
     assert param["Type"] == "AWS::SSM::Parameter::Value<String>"
@@ -112,3 +112,28 @@ def test_a_release_that_cannot_be_deployed_stops_synth_naming_the_entry(tmp_path
     with pytest.raises(ConfigError, match="environments.staging.release") as err:
         inference("staging", release=manifest(tmp_path_factory, **changes))
     assert message in str(err.value)
+
+
+def test_the_source_runs_prefix_is_where_fine_tuning_writes():
+    from lambdas.runtime.delivery.model_copy import SOURCE_RUNS_PREFIX
+    from llmops.stacks.fine_tuning import RUNS_PREFIX
+
+    assert SOURCE_RUNS_PREFIX == RUNS_PREFIX
+
+
+def test_the_source_key_and_bucket_grant_only_the_reading_accounts_artifact_roles():
+    """dev's key: exactly Decrypt/DescribeKey, via S3, for the endpoint and copy roles of staging/prod."""
+    foundation = template_of(synth_stage("dev", {"capabilities": {"data_prep": False, "human_review": False, "rag": False}}).foundation)
+    (key,) = foundation.find_resources("AWS::KMS::Key").values()
+    (statement,) = [s for s in key["Properties"]["KeyPolicy"]["Statement"] if s.get("Sid") == "FineTunedModelReadersDecrypt"]
+    assert sorted(statement["Action"]) == ["kms:Decrypt", "kms:DescribeKey"]
+    roles = statement["Condition"]["ArnLike"]["aws:PrincipalArn"]
+    assert {json.dumps(r) for r in roles} == {
+        json.dumps({"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, f":iam::{a}:role/{p}"]]})
+        for a in ("111111111111", "222222222222") for p in ("*-inference-*", "*-delivery-promote")}
+    assert "kms:ViaService" in json.dumps(statement["Condition"]["StringEquals"])
+    policies = [p for p in foundation.find_resources("AWS::S3::BucketPolicy").values()
+                for s in p["Properties"]["PolicyDocument"]["Statement"] if s.get("Sid") == "FineTunedModelReaders"]
+    (policy,) = policies
+    (bucket_statement,) = [s for s in policy["Properties"]["PolicyDocument"]["Statement"] if s.get("Sid") == "FineTunedModelReaders"]
+    assert bucket_statement["Condition"] == {"ArnLike": {"aws:PrincipalArn": roles}}
