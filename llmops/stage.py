@@ -49,7 +49,7 @@ class LlmOpsStage(Stage):
         self.delivery = delivery
         self.promote_role = None
         if delivery is not None and cfg.delivery.model_promotion == "copy":
-            from llmops.stacks.delivery_access import add_promote_role
+            from llmops.constructs.delivery import add_promote_role
 
             self.promote_role = add_promote_role(foundation, cfg, delivery, self.release)
         # Capability stacks (one block each).
@@ -109,7 +109,7 @@ class LlmOpsStage(Stage):
             self.inference.add_dependency(self.fine_tuning)  # the copy step registers into its package groups
         self.delivery_access = None
         if delivery is not None:
-            from llmops.stacks.delivery_access import DeliveryAccessStack
+            from llmops.stacks.delivery import DeliveryAccessStack
 
             self.delivery_access = DeliveryAccessStack(
                 self, "DeliveryAccess", env_config=cfg, delivery=delivery, foundation=foundation,

@@ -19,7 +19,7 @@ from constructs import Construct
 
 from llmops.config import DeliveryConfig, PlatformConfig
 from llmops.nag import acknowledge, flatten_reference
-from llmops.stacks.delivery_access import gate_role_name, promote_role_name, step_role_name
+from llmops.constructs.delivery import add_gate_role, gate_role_name, promote_role_name, step_role_name
 
 VENV = ".venv/bin"
 
@@ -223,3 +223,13 @@ class DeliveryStack(Stack):
         role.add_to_policy(iam.PolicyStatement(sid="AssumeEnvironmentDeliveryRoles", actions=["sts:AssumeRole"], resources=targets))
         self.step_roles[name] = role
         return role
+
+
+class DeliveryAccessStack(Stack):
+    """In each environment the pipeline promotes into: the role its smoke test and gate assume there."""
+
+    def __init__(self, scope: Construct, id: str, *, env_config, delivery: DeliveryConfig, foundation,
+                 rag=None, inference=None, **kwargs) -> None:
+        super().__init__(scope, id, **kwargs)
+        self.role = add_gate_role(self, env_config=env_config, delivery=delivery, foundation=foundation,
+                                  rag=rag, inference=inference)

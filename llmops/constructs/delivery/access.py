@@ -1,6 +1,6 @@
 """What the tooling account's pipeline may do inside one environment, as roles that environment owns.
 
-- ``<name_prefix>-delivery-gate`` (DeliveryAccessStack): the smoke test's signed ``POST /query`` and
+- ``<name_prefix>-delivery-gate`` (``llmops.stacks.delivery.DeliveryAccessStack``): the smoke test's signed ``POST /query`` and
   ``InvokeEndpoint`` on the environment's two endpoints, and the verdict gate's read of
   ``experiments/verdicts/`` in the data bucket. Nothing else.
 - ``<name_prefix>-delivery-promote`` (in the foundation stack, so it exists before the inference
@@ -45,23 +45,23 @@ def _trust(delivery: DeliveryConfig, env_name: str) -> iam.IPrincipal:
     return iam.AccountPrincipal(delivery.account).with_conditions({"ArnEquals": {"aws:PrincipalArn": step}})
 
 
-class DeliveryAccessStack(Stack):
-    def __init__(self, scope: Construct, id: str, *, env_config: EnvironmentConfig, delivery: DeliveryConfig,
-                 foundation, rag=None, inference=None, **kwargs) -> None:
-        super().__init__(scope, id, **kwargs)
-        cfg = env_config
-        self.role = iam.Role(
-            self, "GateRole", role_name=gate_role_name(cfg), assumed_by=_trust(delivery, cfg.name),
-            description=f"The delivery pipeline's smoke test and verdict gate in {cfg.name}",
-        )
-        if rag is not None:
-            rag.grant_query(self.role)
-        if inference is not None:
-            for endpoint in (inference.llm, inference.embeddings):
-                if endpoint is not None:
-                    endpoint.grant_invoke(self.role)
-        if cfg.experiments:
-            foundation.data.grant_read(self.role, VERDICTS_PREFIX)
+def add_gate_role(scope: Construct, *, env_config: EnvironmentConfig, delivery: DeliveryConfig, foundation,
+                  rag=None, inference=None) -> iam.Role:
+    """The smoke test's and verdict gate's role (``<name_prefix>-delivery-gate``)."""
+    cfg = env_config
+    role = iam.Role(
+        scope, "GateRole", role_name=gate_role_name(cfg), assumed_by=_trust(delivery, cfg.name),
+        description=f"The delivery pipeline's smoke test and verdict gate in {cfg.name}",
+    )
+    if rag is not None:
+        rag.grant_query(role)
+    if inference is not None:
+        for endpoint in (inference.llm, inference.embeddings):
+            if endpoint is not None:
+                endpoint.grant_invoke(role)
+    if cfg.experiments:
+        foundation.data.grant_read(role, VERDICTS_PREFIX)
+    return role
 
 
 def add_promote_role(foundation, env_config: EnvironmentConfig, delivery: DeliveryConfig, release) -> iam.Role:
