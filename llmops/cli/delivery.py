@@ -84,6 +84,10 @@ def run_check(args: argparse.Namespace) -> int:
         if args.env:
             config.get(args.env)
         problems = deployment_problems(manifest, config, prompt_hashes=_prompt_hashes(REPO_ROOT / "prompts"))
+        if args.env:
+            from llmops.delivery.release import environment_problems
+
+            problems += environment_problems(manifest, config.get(args.env))
     except (ConfigError, ReleaseError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -191,3 +191,48 @@ def test_a_placeholder_stage_account_stops_a_real_pipeline():
     raw["delivery"].update(example=False, account="444455556666")
     with pytest.raises(ConfigError, match="environments.staging.account: 111111111111 is an example account"):
         parse_config(raw)
+
+
+def test_copy_promotion_runs_a_step_before_the_inference_stack_with_the_promote_role():
+    from llmops.app import build_app
+
+    raw = raw_config()
+    staging = raw["environments"]["staging"]
+    staging["delivery"] = {"model_promotion": "copy"}
+    staging.setdefault("inference", {})["llm"] = {"model": {"source": "model-package", "use_case": "assistant"}}
+    app = build_app(make_app(), config=parse_config(raw), nag=False)
+    template = Template.from_stack(app.node.find_child("Delivery"))
+    actions = _step(template, "staging")
+    (promote,) = [a for k, a in actions.items() if k.endswith("PromoteModel-staging")]
+    inference_deploy = next(a for k, a in actions.items() if k == "llmops-stg-inference.Deploy")
+    fine_tuning_deploy = next(a for k, a in actions.items() if k == "llmops-stg-fine-tuning.Deploy")
+    assert fine_tuning_deploy["RunOrder"] < promote["RunOrder"] < inference_deploy["RunOrder"]
+    spec = _buildspec(template, "llmops delivery promote-model --env staging")
+    assert "--role-arn arn:aws:iam::111111111111:role/llmops-stg-delivery-promote" in spec
+    roles = template.find_resources("AWS::IAM::Role")
+    (logical,) = [k for k, r in roles.items() if r["Properties"].get("RoleName") == "llmops-delivery-staging-gate"]
+    assumes = [s["Resource"] for p in template.find_resources("AWS::IAM::Policy").values()
+               if {"Ref": logical} in p["Properties"]["Roles"] for s in p["Properties"]["PolicyDocument"]["Statement"]
+               if s["Action"] == "sts:AssumeRole"]
+    assert assumes == [[ENV_ROLES["staging"], "arn:aws:iam::111111111111:role/llmops-stg-delivery-promote"]]
+    # The promote role lives in staging's foundation stack and may write only promoted/ and its parameter.
+    foundation = Template.from_stack(app.node.find_child("staging").foundation)
+    (role_id,) = [k for k, r in foundation.find_resources("AWS::IAM::Role").items()
+                  if r["Properties"].get("RoleName") == "llmops-stg-delivery-promote"]
+    statements = [s for p in foundation.find_resources("AWS::IAM::Policy").values() if {"Ref": role_id} in p["Properties"]["Roles"]
+                  for s in p["Properties"]["PolicyDocument"]["Statement"]]
+    by_sid = {s.get("Sid"): s for s in statements}
+    assert by_sid["RecordCopies"]["Action"] == "ssm:PutParameter"
+    assert "/llmops-stg/delivery/assistant/promoted-model-package-" in json.dumps(by_sid["RecordCopies"]["Resource"])
+    assert by_sid["DescribeSources"]["Resource"].endswith(":model-package/llmops-dev-assistant/1")
+    writes = [s for s in statements if "s3:PutObject" in s["Action"]]
+    assert writes and all("/promoted/*" in json.dumps(s["Resource"]) for s in writes)
+
+
+def test_an_environment_deploying_another_manifest_than_the_pipeline_checks_is_refused():
+    from llmops.app import build_app
+
+    raw = raw_config()
+    raw["environments"]["prod"]["release"] = "other.json"
+    with pytest.raises(ConfigError, match="environments.prod.release: 'other.json' differs from delivery.release_file"):
+        build_app(make_app(), config=parse_config(raw), nag=False)
