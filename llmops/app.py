@@ -23,9 +23,16 @@ def build_app(app: App | None = None, *, config: PlatformConfig | None = None, n
     app = app or App()
     config = config or load_config(app.node.try_get_context("config"))
     stages = {}
-    for name in selected_environments(config, app.node.try_get_context("env")):
-        stages[name] = LlmOpsStage(app, config.get(name), nag=nag)
     delivery = config.delivery
+    promoting = delivery if delivery is not None and delivery.enabled else None
+    for name in promoting.stages if promoting else ():
+        # The gates check delivery.release_file: an environment deploying another manifest would go unchecked.
+        env_release = config.get(name).release
+        if env_release is not None and env_release != promoting.release_file:
+            raise ConfigError(f"environments.{name}.release: {env_release!r} differs from delivery.release_file "
+                              f"{promoting.release_file!r}; the pipeline promotes one manifest through every stage")
+    for name in selected_environments(config, app.node.try_get_context("env")):
+        stages[name] = LlmOpsStage(app, config.get(name), nag=nag, delivery=promoting)
     # The pipeline deploys the stages above; it exists when every stage it promotes is synthesized.
     if delivery is not None and delivery.enabled and all(n in stages for n in delivery.stages):
         from aws_cdk import Environment

@@ -988,6 +988,19 @@ class FunctionsConfig(_Model):
         return self.reserved_concurrency.get(function, self.reserved_concurrency["default"])
 
 
+class EnvironmentDeliveryConfig(_Model):
+    """How the pipeline promotes a release into this environment."""
+
+    # share: deploy the source account's package through its resource policy (the default);
+    # copy: a pipeline step registers the package and copies its artifacts into this account first.
+    model_promotion: Literal["share", "copy"] = "share"
+    # The post-deploy smoke test: retries while a scaled-to-zero model starts, and their spacing.
+    smoke_attempts: int = Field(20, ge=1, le=60)
+    smoke_interval_seconds: int = Field(30, ge=1, le=300)
+    # An experiment verdict older than this stops the gate (the scheduled judge writes one per run).
+    verdict_max_age_hours: int = Field(48, ge=1, le=24 * 30)
+
+
 class EnvironmentConfig(_Model):
     """One deployable environment (dev, staging, prod, or any name the team adds)."""
 
@@ -1018,6 +1031,10 @@ class EnvironmentConfig(_Model):
     human_review: HumanReviewConfig = HumanReviewConfig()
     experiments: dict[str, ExperimentConfig] = {}
     experiments_judge: ExperimentsJudgeConfig = ExperimentsJudgeConfig()
+    # The release manifest (path from the repository root) whose model package, prompt and image pins
+    # this environment deploys; null: the approved package from SSM at deploy and the prompt files as they are.
+    release: str | None = Field(None, min_length=1, max_length=200, pattern=r"^[A-Za-z0-9/][A-Za-z0-9._/-]*\.json$")
+    delivery: EnvironmentDeliveryConfig = EnvironmentDeliveryConfig()
     monitoring: MonitoringConfig = MonitoringConfig()
     inference: InferenceConfig = InferenceConfig()
     # Facts of instance types newer than llmops/instance_types.py, by name ("ml.g7.2xlarge": {...}).

@@ -21,7 +21,8 @@ class LlmOpsStage(Stage):
     buckets and network from it.
     """
 
-    def __init__(self, scope: Construct, env_config: EnvironmentConfig, *, nag: bool = True) -> None:
+    def __init__(self, scope: Construct, env_config: EnvironmentConfig, *, nag: bool = True, delivery=None) -> None:
+        """``delivery``: the pipeline's config when it promotes into this environment (its access roles are built)."""
         super().__init__(
             scope,
             env_config.name,
@@ -30,6 +31,10 @@ class LlmOpsStage(Stage):
         cfg = env_config
         self.env_config = cfg
         check_cost_policy(cfg)  # caps and cost.max_idle_per_day, before any construct is built
+        from llmops.delivery.release import release_for_environment
+
+        # The pins of environments.<name>.release (read from the repository, never from AWS).
+        self.release = release_for_environment(cfg)
         self.foundation = FoundationStack(
             self,
             "Foundation",
@@ -40,6 +45,13 @@ class LlmOpsStage(Stage):
         )
         foundation = self.foundation
         caps = cfg.capabilities
+        delivery = delivery if delivery is not None and cfg.name in delivery.stages else None
+        self.delivery = delivery
+        self.promote_role = None
+        if delivery is not None and cfg.delivery.model_promotion == "copy":
+            from llmops.constructs.delivery import add_promote_role
+
+            self.promote_role = add_promote_role(foundation, cfg, delivery, self.release)
         # Capability stacks (one block each).
         if caps.data_prep:
             from llmops.stacks.data_prep import DataPrepStack
@@ -53,7 +65,7 @@ class LlmOpsStage(Stage):
             from llmops.stacks.prompt_catalog import PromptCatalogStack
 
             self.prompt_catalog = PromptCatalogStack(
-                self, "PromptCatalog", foundation=foundation, env_config=cfg,
+                self, "PromptCatalog", foundation=foundation, env_config=cfg, release=self.release,
                 stack_name=f"{cfg.name_prefix}-prompt-catalog",
                 description=f"LLMOps {cfg.name}: prompt catalog table, REST API and sync-at-deploy",
             )
@@ -62,7 +74,7 @@ class LlmOpsStage(Stage):
             from llmops.stacks.inference import InferenceStack
 
             self.inference = InferenceStack(
-                self, "Inference", foundation=foundation, env_config=cfg,
+                self, "Inference", foundation=foundation, env_config=cfg, release=self.release,
                 stack_name=f"{cfg.name_prefix}-inference",
                 description=f"LLMOps {cfg.name}: LLM and embedding endpoints, scaling, capture, alarms",
             )
@@ -93,6 +105,17 @@ class LlmOpsStage(Stage):
             )
             if getattr(self, "fine_tuning", None) is not None:
                 self.monitoring.add_dependency(self.fine_tuning)  # starts its pipelines
+        if self.promote_role is not None and self.inference is not None and getattr(self, "fine_tuning", None) is not None:
+            self.inference.add_dependency(self.fine_tuning)  # the copy step registers into its package groups
+        self.delivery_access = None
+        if delivery is not None:
+            from llmops.stacks.delivery import DeliveryAccessStack
+
+            self.delivery_access = DeliveryAccessStack(
+                self, "DeliveryAccess", env_config=cfg, delivery=delivery, foundation=foundation,
+                rag=getattr(self, "rag", None), inference=self.inference, stack_name=f"{cfg.name_prefix}-delivery-access",
+                description=f"LLMOps {cfg.name}: the delivery pipeline's smoke-test and gate role",
+            )
         if caps.human_review:
             from llmops.stacks.human_review import HumanReviewStack
 

@@ -6,11 +6,14 @@ are left alone and reported; idempotent; rules in ``lambdas/runtime/prompt_catal
 nothing, because versions outlive the stack that wrote them. An invalid prompt file fails the
 deployment with one line per problem, naming the file and field, before anything is written.
 The ``PromptsHash`` property changes with the files, so CloudFormation calls Update exactly
-when a prompt file changed.
+when a prompt file changed. ``ReleasePins`` (the release manifest's prompt pins, staging/prod) and
+``Experiments`` (prompt A/B weights) change the sync as described there; a pin whose hash the
+catalog or the files do not hold fails the deploy with prompt, version and both hashes.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -39,7 +42,12 @@ def on_event(event: dict[str, Any], store: PromptCatalogStore, prompts_dir: Path
         return {"PhysicalResourceId": physical_id}
     if request_type not in ("Create", "Update"):
         raise ValueError(f"RequestType: expected Create, Update or Delete, got {request_type!r}")
-    report = sync_directory(store, prompts_dir, author=f"prompt-sync ({event.get('StackId', 'local')})")
+    props = event.get("ResourceProperties") or {}
+    # JSON strings: CloudFormation hands custom resources every number as a string.
+    pins = json.loads(props.get("ReleasePins") or "{}")
+    experiments = json.loads(props.get("Experiments") or "[]")
+    report = sync_directory(store, prompts_dir, author=f"prompt-sync ({event.get('StackId', 'local')})",
+                            pins=pins, experiments=experiments)
     metrics.add_metric(name="PromptVersionCreated", unit=MetricUnit.Count, value=len(report.created))
     metrics.add_metric(name="PromptAliasKept", unit=MetricUnit.Count, value=len(report.aliases_kept))
     logger.info("prompts synced", extra={"sync": report.as_dict()})

@@ -168,3 +168,55 @@ def check_release_for(env: EnvironmentConfig, manifest: ReleaseManifest, config:
     problems = deployment_problems(manifest, config)
     if problems:
         raise ConfigError(f"environments.{env.name}: " + str(ReleaseError(problems)))
+
+
+def image_tag_pins(manifest: ReleaseManifest) -> dict[str, tuple[str, str]]:
+    """Container family -> (repository, tag) of the manifest's serving images."""
+    out = {}
+    for name, uri in manifest.images.items():
+        path = uri.split("/", 1)[1]
+        repository, _, tag = path.rpartition(":")
+        out[name] = (repository, tag)
+    return out
+
+
+def environment_problems(manifest: ReleaseManifest, env: EnvironmentConfig) -> list[str]:
+    """What stops one environment's stacks from deploying the manifest (synth-time, offline)."""
+    from llmops.inference import image_table
+
+    problems: list[str] = []
+    for v in env.llm_variants():
+        if v.model.source != "model-package":
+            continue
+        pin = manifest.models.get(v.model.use_case)
+        if pin is None:
+            problems.append(f"models.{v.model.use_case}: no pin for the use case that inference.llm variant {v.name} serves "
+                            f"(model.source model-package); pinned: {', '.join(manifest.models) or 'none'}")
+        elif pin.approval_status != "Approved":
+            problems.append(f"models.{v.model.use_case}: model package {pin.model_package_arn} is {pin.approval_status}, not Approved")
+    families = image_table()["families"]
+    for name, (repository, _tag) in image_tag_pins(manifest).items():
+        if name not in families:
+            problems.append(f"images.{name}: not a serving container family; allowed: {', '.join(sorted(families))}")
+        elif families[name]["repository"] != repository:
+            problems.append(f"images.{name}: repository {repository!r} is not the {name} container's "
+                            f"{families[name]['repository']!r}; only the tag may differ")
+    if manifest.embedding is not None and env.capabilities.rag and env.vector_store.dimension != manifest.embedding.dimension:
+        problems.append(f"embedding.dimension: {manifest.embedding.model} gives {manifest.embedding.dimension} values but "
+                        f"vector_store.dimension is {env.vector_store.dimension}")
+    return problems
+
+
+def release_for_environment(env: EnvironmentConfig) -> ReleaseManifest | None:
+    """The manifest ``environments.<name>.release`` names, checked for this environment; None without one."""
+    if env.release is None:
+        return None
+    path = Path(env.release) if Path(env.release).is_absolute() else REPO_ROOT / env.release
+    try:
+        manifest = load_release(path)
+    except ReleaseError as err:
+        raise ConfigError(f"environments.{env.name}.release: {err}") from None
+    problems = environment_problems(manifest, env)
+    if problems:
+        raise ConfigError(f"environments.{env.name}.release: {ReleaseError([f'{path.name}: {p}' for p in problems])}")
+    return manifest

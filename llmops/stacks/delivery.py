@@ -19,17 +19,29 @@ from constructs import Construct
 
 from llmops.config import DeliveryConfig, PlatformConfig
 from llmops.nag import acknowledge, flatten_reference
+from llmops.constructs.delivery import add_gate_role, gate_role_name, promote_role_name, step_role_name
 
 VENV = ".venv/bin"
 
 
-def gate_commands(env_name: str, release_file: str) -> list[str]:
+def gate_commands(env_name: str, release_file: str, role_arn: str | None = None) -> list[str]:
     """The automatic checks after an environment is deployed (asserted by the tests)."""
+    role = f" --role-arn {role_arn}" if role_arn else ""
     return [
         "make setup",
         f"{VENV}/llmops release check {release_file} --env {env_name}",
-        f"{VENV}/llmops delivery gate --env {env_name} --release {release_file}",
+        f"{VENV}/llmops delivery gate --env {env_name} --release {release_file}{role}",
     ]
+
+
+def smoke_commands(env_name: str, role_arn: str) -> list[str]:
+    """The post-deploy smoke test; QUERY_URL and the endpoint names come from the stacks' outputs."""
+    return ["make setup", f"{VENV}/llmops delivery smoke --env {env_name} --role-arn {role_arn}"]
+
+
+def promote_commands(env_name: str, release_file: str, role_arn: str) -> list[str]:
+    """The copy step (model_promotion: copy) before the environment's inference stack."""
+    return ["make setup", f"{VENV}/llmops delivery promote-model --env {env_name} --release {release_file} --role-arn {role_arn}"]
 
 
 def _reason_for(resource: str, actions: list[str]) -> str:
@@ -88,19 +100,43 @@ class DeliveryStack(Stack):
             ),
         )
         self.stage_order = list(delivery.stages)
+        self.step_roles: dict[str, iam.Role] = {}
         for name in self.stage_order:
+            env = config.get(name)
+            stage = stages[name]
             pre = []
             if name in delivery.manual_approval_before:
                 pre.append(cdk_pipelines.ManualApprovalStep(
                     f"Approve-{name}", comment=f"Promote the release to {name}? The gates of the previous stage passed."
                 ))
-            post = [cdk_pipelines.CodeBuildStep(
+            role = self._step_role(config, name)
+            gate_role = self._env_role_arn(config, name, gate_role_name(env))
+            post: list[cdk_pipelines.Step] = []
+            if not env.production:  # after dev and staging: prod gets no synthetic traffic
+                outputs = {}
+                if getattr(stage, "rag", None) is not None:
+                    outputs["QUERY_URL"] = stage.rag.query_url_output
+                if stage.inference is not None:
+                    outputs["LLM_ENDPOINT"] = stage.inference.endpoint_outputs["Llm"]
+                    if "Embeddings" in stage.inference.endpoint_outputs:
+                        outputs["EMBEDDINGS_ENDPOINT"] = stage.inference.endpoint_outputs["Embeddings"]
+                post.append(cdk_pipelines.CodeBuildStep(
+                    f"Smoke-{name}", input=source, role=role, env_from_cfn_outputs=outputs,
+                    commands=smoke_commands(name, gate_role)))
+            post.append(cdk_pipelines.CodeBuildStep(
                 f"Gate-{name}",
                 input=source,
-                commands=gate_commands(name, delivery.release_file),
-                role_policy_statements=[self._gate_read_policy(config, name)],
-            )]
-            self.pipeline.add_stage(stages[name], pre=pre, post=post)
+                role=role,
+                commands=gate_commands(name, delivery.release_file, gate_role if env.experiments else None),
+            ))
+            stack_steps = []
+            if env.delivery.model_promotion == "copy" and stage.inference is not None:
+                promote = cdk_pipelines.CodeBuildStep(
+                    f"PromoteModel-{name}", input=source, role=role,
+                    commands=promote_commands(name, delivery.release_file,
+                                              self._env_role_arn(config, name, promote_role_name(env))))
+                stack_steps.append(cdk_pipelines.StackSteps(stack=stage.inference, pre=[promote]))
+            self.pipeline.add_stage(stage, pre=pre, post=post, stack_steps=stack_steps or None)
         self.pipeline.build_pipeline()  # materialise the generated roles so they can be scoped and reviewed
         self._scope_self_mutation(delivery)
         self._acknowledge_generated_grants()
@@ -169,11 +205,31 @@ class DeliveryStack(Stack):
             return cdk_pipelines.CodePipelineSource.s3(bucket, src.key)
         return cdk_pipelines.CodePipelineSource.connection(src.repository, src.branch, connection_arn=src.connection_arn)
 
-    def _gate_read_policy(self, config: PlatformConfig, name: str) -> iam.PolicyStatement:
-        # The gate reads the approved model package it promotes, nothing else, in the source account.
+    def _env_role_arn(self, config: PlatformConfig, name: str, role_name: str) -> str:
         env = config.get(name)
-        account = env.account or self.account
-        return iam.PolicyStatement(
-            actions=["sagemaker:DescribeModelPackage"],
-            resources=[f"arn:aws:sagemaker:{env.region or self.region}:{account}:model-package/{env.name_prefix}-*/*"],
+        return f"arn:aws:iam::{env.account or self.delivery.account}:role/{role_name}"
+
+    def _step_role(self, config: PlatformConfig, name: str) -> iam.Role:
+        """One environment's post-deploy step role: it may assume that environment's delivery roles, nothing else."""
+        env = config.get(name)
+        role = iam.Role(
+            self, f"StepRole-{name}", role_name=step_role_name(self.delivery, name),
+            assumed_by=iam.ServicePrincipal("codebuild.amazonaws.com"),
+            description=f"Smoke test, gates and model copy of the {name} stage (assumes that environment's delivery roles)",
         )
+        targets = [self._env_role_arn(config, name, gate_role_name(env))]
+        if env.delivery.model_promotion == "copy":
+            targets.append(self._env_role_arn(config, name, promote_role_name(env)))
+        role.add_to_policy(iam.PolicyStatement(sid="AssumeEnvironmentDeliveryRoles", actions=["sts:AssumeRole"], resources=targets))
+        self.step_roles[name] = role
+        return role
+
+
+class DeliveryAccessStack(Stack):
+    """In each environment the pipeline promotes into: the role its smoke test and gate assume there."""
+
+    def __init__(self, scope: Construct, id: str, *, env_config, delivery: DeliveryConfig, foundation,
+                 rag=None, inference=None, **kwargs) -> None:
+        super().__init__(scope, id, **kwargs)
+        self.role = add_gate_role(self, env_config=env_config, delivery=delivery, foundation=foundation,
+                                  rag=rag, inference=inference)

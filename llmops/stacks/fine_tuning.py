@@ -18,6 +18,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3_assets as s3_assets
 from constructs import Construct
 
+from lambdas.runtime.delivery.model_copy import READER_ROLE_PATTERNS
 from llmops.config import EnvironmentConfig
 from llmops.constructs.core import DeadLetterQueue
 from llmops.constructs.fine_tuning import FineTuningPipeline, ModelRegistry, load_compiled_definitions
@@ -237,16 +238,21 @@ class FineTuningStack(Stack):
         if not readers:
             return
         principals = [iam.AccountPrincipal(a) for a in readers]
+        # Only the roles that read model artifacts in those accounts: the endpoints' execution roles
+        # (named after their stack, <name_prefix>-inference-...) and the delivery copy step's role.
+        readers_roles = {"ArnLike": {"aws:PrincipalArn": sorted(
+            f"arn:{self.partition}:iam::{a}:role/{pattern}" for a in readers for pattern in READER_ROLE_PATTERNS)}}
         artifacts.bucket.add_to_resource_policy(iam.PolicyStatement(
             sid="FineTunedModelReaders",
             principals=principals,
             actions=["s3:GetObject", "s3:GetObjectVersion"],
             resources=[artifacts.arn_for_objects(RUNS_PREFIX)],
+            conditions=readers_roles,
         ))
         key.add_to_resource_policy(iam.PolicyStatement(
             sid="FineTunedModelReadersDecrypt",
             principals=principals,
             actions=["kms:Decrypt", "kms:DescribeKey"],
             resources=["*"],  # in a key policy "*" means this key
-            conditions={"StringEquals": {"kms:ViaService": f"s3.{self.region}.amazonaws.com"}},
+            conditions={"StringEquals": {"kms:ViaService": f"s3.{self.region}.amazonaws.com"}, **readers_roles},
         ))

@@ -1,8 +1,9 @@
 """InferenceStack: the environment's LLM and embedding endpoints, their scaling, alarms and dashboard.
 
 The RAG stack uses these endpoints (``grant_invoke``) unless ``rag.llm_endpoint_name`` /
-``rag.embedding_endpoint_name`` name existing ones. An approved fine-tuned model is read from the
-SSM parameter the fine-tuning approval recorder writes, at deploy time (never looked up at synth).
+``rag.embedding_endpoint_name`` name existing ones. An approved fine-tuned model is the release
+manifest's pin when the environment names one (``release``), else read from the SSM parameter the
+fine-tuning approval recorder writes, at deploy time (never looked up at synth).
 """
 
 from __future__ import annotations
@@ -20,12 +21,13 @@ from llmops.stacks.foundation import FoundationStack
 
 
 class InferenceStack(Stack):
-    def __init__(self, scope: Construct, id: str, *, foundation: FoundationStack, env_config: EnvironmentConfig, **kwargs: Any) -> None:
+    def __init__(self, scope: Construct, id: str, *, foundation: FoundationStack, env_config: EnvironmentConfig,
+                 release: Any = None, **kwargs: Any) -> None:
         super().__init__(scope, id, **kwargs)
         cfg = env_config
         self.env_config = cfg
         ctx = ServingContext(env_config=cfg, key=foundation.key, network=foundation.network, artifacts=foundation.artifacts,
-                             data=foundation.data, alarm_action=foundation.alarm_action)
+                             data=foundation.data, alarm_action=foundation.alarm_action, release=release)
         self.llm = LlmEndpoint(self, "Llm", ctx=ctx,
                                approved_parameter_name=lambda use_case: approved_model_parameter_name(cfg.name_prefix, use_case))
         self.embeddings = EmbeddingEndpoint(self, "Embeddings", ctx=ctx) if cfg.inference.embeddings.enabled else None
@@ -38,8 +40,8 @@ class InferenceStack(Stack):
                                    left=[e.metric_latency(statistic="p50"), e.metric_latency()], width=12) for e in endpoints
         ], *self._variant_widgets(), [cloudwatch.AlarmStatusWidget(title="Inference alarms", alarms=[a for e in endpoints for a in e.alarms],
                                                                    width=24)]])
-        for e in endpoints:
-            CfnOutput(self, f"{e.node.id}EndpointName", value=e.endpoint_name)
+        # The pipeline's smoke test reads them (CDK Pipelines env_from_cfn_outputs).
+        self.endpoint_outputs = {e.node.id: CfnOutput(self, f"{e.node.id}EndpointName", value=e.endpoint_name) for e in endpoints}
 
     def _variant_widgets(self) -> list[list[cloudwatch.IWidget]]:
         """Per-variant traffic and latency when the LLM endpoint has several (an A/B or shadow experiment's arms)."""

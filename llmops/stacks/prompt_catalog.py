@@ -7,7 +7,9 @@
 - Sync-at-deploy: a custom resource whose ``prompt_catalog_sync`` handler carries the repo's
   ``prompts/*.yaml`` in its bundle. Its ``PromptsHash`` property changes with the files, so a
   deploy after a prompt change runs the sync (a new version only for changed files) and a
-  deploy without one does not call it at all.
+  deploy without one does not call it at all. With a release manifest (``release``) the sync sets
+  the pinned aliases to the pinned versions (``ReleasePins``); prompt A/B experiments set their
+  alias's weights (``Experiments``).
 """
 
 from __future__ import annotations
@@ -41,6 +43,37 @@ def prompts_hash(directory: Path = PROMPTS_DIR) -> str:
     return digest.hexdigest()
 
 
+def prompt_experiments(env_config: EnvironmentConfig) -> list[dict]:
+    """Prompt A/B experiments as alias weights: the arms' versions, or the promoted winner at 100%."""
+    out = []
+    for name, exp in sorted(env_config.experiments.items()):
+        if exp.kind != "prompt-ab":
+            continue
+        if exp.winner is not None:
+            (arm,) = [a for a in exp.arms if a.name == exp.winner]
+            targets = [{"version": arm.version, "weight": 100}]
+        else:
+            targets = [{"version": a.version, "weight": a.weight} for a in exp.arms if a.weight > 0]
+        out.append({"name": name, "prompt": exp.prompt, "alias": exp.alias, "targets": targets})
+    return out
+
+
+def sync_properties(env_config: EnvironmentConfig, release) -> dict[str, str]:
+    """The custom resource's release pins and experiment weights, as JSON strings (a change runs the sync)."""
+    import json
+
+    props = {}
+    if release is not None and release.prompts:
+        pins = {p: {a: {"version": pin.version, "content_hash": pin.content_hash} for a, pin in sorted(aliases.items())}
+                for p, aliases in sorted(release.prompts.items())}
+        props["ReleasePins"] = json.dumps(pins, sort_keys=True, separators=(",", ":"))
+        props["Release"] = release.name
+    experiments = prompt_experiments(env_config)
+    if experiments:
+        props["Experiments"] = json.dumps(experiments, sort_keys=True, separators=(",", ":"))
+    return props
+
+
 def table_name_for(env_config: EnvironmentConfig) -> str:
     """Deterministic, so other stacks and tools can find the catalog by name."""
     return f"{env_config.name_prefix}-prompt-catalog"
@@ -54,6 +87,7 @@ class PromptCatalogStack(Stack):
         *,
         foundation: FoundationStack,
         env_config: EnvironmentConfig,
+        release=None,
         **kwargs,
     ) -> None:
         super().__init__(scope, id, **kwargs)
@@ -134,7 +168,8 @@ class PromptCatalogStack(Stack):
             "PromptSync",
             service_token=provider.service_token,
             resource_type="Custom::PromptSync",
-            properties={"PromptsHash": prompts_hash(), "TableName": self.catalog.table_name},
+            properties={"PromptsHash": prompts_hash(), "TableName": self.catalog.table_name,
+                        **sync_properties(env_config, release)},
         )
         # The sync must not run before its role may write to the table.
         self.sync.node.add_dependency(self.sync_function.role)

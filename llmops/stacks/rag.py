@@ -404,7 +404,8 @@ class RagStack(Stack):
             ("AwsSolutions-COG4", "Callers are IAM principals (SigV4), not Cognito users: authorization type is AWS_IAM."),
         ):
             acknowledge(api, finding, reason)
-        CfnOutput(self, "QueryUrl", value=api.url_for_path("/query"))
+        # The pipeline's smoke test reads it (CDK Pipelines env_from_cfn_outputs).
+        self.query_url_output = CfnOutput(self, "QueryUrl", value=api.url_for_path("/query"))
         CfnOutput(self, "FeedbackUrl", value=api.url_for_path("/feedback"))
         return api
 

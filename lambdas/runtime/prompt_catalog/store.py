@@ -176,11 +176,14 @@ class PromptCatalogStore:
         owner: str | None = None,
         tags: Sequence[str] | None = None,
         only_if_changed: bool = False,
+        at_version: int | None = None,
     ) -> tuple[PromptVersion, bool]:
         """Write the next version of ``prompt_id``; returns (version, created).
 
         With ``only_if_changed`` an unchanged content (same hash as the latest version)
         returns the latest version and writes nothing: this makes sync-at-deploy idempotent.
+        ``at_version`` claims exactly that number (a release promotes a version under the number
+        it had in the source environment); a number already taken raises ``VersionConflict``.
         """
         from lambdas.runtime.prompt_catalog.templates import validate_content
 
@@ -189,7 +192,7 @@ class PromptCatalogStore:
         if self.version_writer is not None:
             return self.version_writer.create_version(
                 prompt_id, content, change_note=change_note, author=author, description=description, owner=owner,
-                tags=tags, only_if_changed=only_if_changed,
+                tags=tags, only_if_changed=only_if_changed, at_version=at_version,
             )
         content_json = content.canonical_json()
         content_hash = hashlib.sha256(content_json.encode("utf-8")).hexdigest()
@@ -199,15 +202,15 @@ class PromptCatalogStore:
         else:
             body = {"content_json": {"S": content_json}}
         created_at = _now()
-        for attempt in range(MAX_CREATE_ATTEMPTS):
-            latest = self.latest_version_number(prompt_id)
+        for attempt in range(1 if at_version is not None else MAX_CREATE_ATTEMPTS):
+            latest = self.latest_version_number(prompt_id) if at_version is None else 0
             if only_if_changed and latest:
                 current = self.get_version(prompt_id, latest)
                 if current.content_hash == content_hash:
                     if self._meta_differs(prompt_id, description, owner, tags):
                         self._upsert_meta(prompt_id, latest, description, owner, tags, created_at)
                     return current, False
-            number = latest + 1
+            number = latest + 1 if at_version is None else int(at_version)
             item = {
                 "pk": _pk(prompt_id),
                 "sk": _vsk(number),
@@ -226,6 +229,8 @@ class PromptCatalogStore:
             except Exception as exc:
                 if not _is_conditional_failure(exc):
                     raise
+                if at_version is not None:
+                    raise VersionConflict(f"{prompt_id!r} already has a version {at_version}") from None
                 # Another writer took this number: read the new latest and try the next one.
                 time.sleep(random.uniform(0, 0.01 * (attempt + 1)))
                 continue

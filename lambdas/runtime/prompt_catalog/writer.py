@@ -88,10 +88,13 @@ def handle(store: Any, request: Any) -> dict[str, Any]:
         if operation == "update_metadata":
             return {"written": store.update_metadata(prompt_id, **meta)}
         content = parse_content(request.get("content"), "content")
+        at_version = request.get("at_version")
+        if at_version is not None and (isinstance(at_version, bool) or not isinstance(at_version, int) or at_version < 1):
+            raise PromptValidationError(f"must be a positive integer, got {at_version!r}", "at_version")
         version, created = store.create_version(
             prompt_id, content, change_note=_optional_text(request, "change_note") or "",
             author=_optional_text(request, "author") or "unknown", only_if_changed=bool(request.get("only_if_changed", False)),
-            **meta,
+            at_version=at_version, **meta,
         )
         return {"version": _version_to_wire(version), "created": created}
     except PromptCatalogError as err:
@@ -128,11 +131,12 @@ class LambdaVersionWriter:
 
     def create_version(self, prompt_id: str, content: PromptContent, *, change_note: str = "", author: str = "unknown",
                        description: str | None = None, owner: str | None = None, tags: Sequence[str] | None = None,
-                       only_if_changed: bool = False) -> tuple[PromptVersion, bool]:
+                       only_if_changed: bool = False, at_version: int | None = None) -> tuple[PromptVersion, bool]:
         result = self._call({
             "operation": "create_version", "prompt_id": prompt_id, "content": content.model_dump(mode="json"),
             "change_note": change_note, "author": author, "description": description, "owner": owner,
             "tags": list(tags) if tags is not None else None, "only_if_changed": only_if_changed,
+            "at_version": at_version,
         })
         return _version_from_wire(result["version"]), bool(result["created"])
 

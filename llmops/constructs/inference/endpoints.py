@@ -66,6 +66,14 @@ class ServingContext:
     artifacts: SecureBucket
     data: SecureBucket
     alarm_action: AlarmAction | None = None
+    release: Any = None  # llmops.delivery.release.ReleaseManifest: the pins this environment deploys
+
+    def image(self, scope: Construct, container: str) -> str:
+        """The serving image, with the release's tag when the manifest pins one for this container."""
+        from llmops.delivery.release import image_tag_pins
+
+        pins = image_tag_pins(self.release) if self.release is not None else {}
+        return image_uri(scope, container, pins[container][1] if container in pins else None)
 
 
 class _Endpoint(Construct):
@@ -201,7 +209,8 @@ class LlmEndpoint(_Endpoint):
         prefixes = sorted({self._model_prefix(v) for v in variants if v.model.source != "model-package"})
         self.role = self._role(ctx, {v.container for v in variants}, prefixes or [MODELS_PREFIX],
                                f"SageMaker endpoint {self.endpoint_name}")
-        if any(v.model.source == "model-package" for v in variants):
+        packaged = any(v.model.source == "model-package" for v in variants)
+        if packaged and ctx.release is None:
             packages = f"arn:{stack.partition}:sagemaker:{stack.region}:{stack.account}:model-package/{cfg.name_prefix}-*/*"
             self.role.add_to_policy(iam.PolicyStatement(
                 sid="ReadApprovedPackages", actions=["sagemaker:DescribeModelPackage"],
@@ -209,6 +218,8 @@ class LlmEndpoint(_Endpoint):
             acknowledge_wildcard_resource(self.role.node.find_child("DefaultPolicy"), packages,
                                           "The approved package version is only known at deploy time (SSM); "
                                           "the groups share the environment prefix.")
+        elif packaged:
+            self._grant_pinned_packages(ctx, variants)
         self.models = {v.name: self._model(v, ctx, approved_parameter_name) for v in variants}
         self.endpoint_config = self._endpoint_config(ctx, variants)
         self.alarms = self._alarms(ctx, gpu=True)
@@ -246,10 +257,12 @@ class LlmEndpoint(_Endpoint):
         env[TP_VARIABLE[v.container]] = str(v.tensor_parallel_degree)
         env[MODEL_VARIABLE[v.container]] = MODEL_DIR
         container: dict[str, Any] = {"Environment": env}
-        if v.model.source == "model-package":
+        if v.model.source == "model-package" and ctx.release is not None:
+            container["ModelPackageName"] = self._pinned_package(ctx, v.model.use_case)
+        elif v.model.source == "model-package":
             container["ModelPackageName"] = self._approved_package(v.model.use_case, approved(v.model.use_case))
         else:
-            container["Image"] = image_uri(self, v.container)
+            container["Image"] = ctx.image(self, v.container)
             container["ModelDataSource"] = {"S3DataSource": {
                 "S3Uri": f"s3://{ctx.artifacts.bucket_name}/{self._model_prefix(v)}",
                 "S3DataType": "S3Prefix", "CompressionType": "None"}}
@@ -259,6 +272,69 @@ class LlmEndpoint(_Endpoint):
         model = _tagged(self, f"Model-{v.name}", "AWS::SageMaker::Model", props, ctx.env_config)
         model.node.add_dependency(self.role)
         return model
+
+    def _pinned_package(self, ctx: ServingContext, use_case: str) -> str:
+        """The release's approved package: the source registry's ARN, or (model_promotion copy) this account's copy."""
+        pin = ctx.release.models[use_case]
+        if ctx.env_config.delivery.model_promotion == "copy":
+            from lambdas.runtime.delivery.model_copy import copied_package_parameter
+
+            stack = Stack.of(self)
+            name = copied_package_parameter(ctx.env_config.name_prefix, use_case, pin.model_package_arn)
+            pid = f"PromotedPackage{use_case.replace('-', '').title()}"
+            param = stack.node.try_find_child(pid) or CfnParameter(
+                stack, pid, type="AWS::SSM::Parameter::Value<String>", default=name,
+                description=f"SSM parameter the pipeline's copy step writes: this account's copy of {pin.model_package_arn}")
+            return param.value_as_string
+        return pin.model_package_arn
+
+    def _grant_pinned_packages(self, ctx: ServingContext, variants: list[ResolvedVariant]) -> None:
+        """Describe exactly the pinned packages; read their artifacts where they live in another account."""
+        stack = Stack.of(self)
+        pins = sorted({ctx.release.models[v.model.use_case].model_package_arn
+                       for v in variants if v.model.source == "model-package"})
+        if ctx.env_config.delivery.model_promotion == "copy":
+            prefix = ctx.env_config.name_prefix
+            packages = [f"arn:{stack.partition}:sagemaker:{stack.region}:{stack.account}:model-package/{prefix}-{v.model.use_case}/*"
+                        for v in variants if v.model.source == "model-package"]
+            self.role.add_to_policy(iam.PolicyStatement(
+                sid="ReadPromotedPackages", actions=["sagemaker:DescribeModelPackage"], resources=sorted(set(packages))))
+            for arn in sorted(set(packages)):
+                acknowledge_wildcard_resource(self.role.node.find_child("DefaultPolicy"), arn,
+                                              "The copy step registers the release's package in this account's group; "
+                                              "its version number is assigned at registration.")
+            ctx.artifacts.grant_read(self.role, "promoted/")
+            return
+        self.role.add_to_policy(iam.PolicyStatement(
+            sid="ReadPinnedPackages", actions=["sagemaker:DescribeModelPackage"], resources=pins))
+        from lambdas.runtime.delivery.model_copy import SOURCE_RUNS_PREFIX
+        from llmops.delivery.release import _PACKAGE_ARN
+
+        sources = {}
+        for v in variants:
+            if v.model.source != "model-package":
+                continue
+            arn = ctx.release.models[v.model.use_case].model_package_arn
+            match = _PACKAGE_ARN.match(arn)
+            # The group is "<source name_prefix>-<use case>": its prefix names the source's artifacts bucket.
+            sources[(match.group(1), arn.split(":")[3], arn.split(":")[1])] = match.group(2).removesuffix(f"-{v.model.use_case}")
+        for (account, region, partition), source_prefix in sorted(sources.items()):
+            if account == stack.account:
+                continue
+            # The source account's artifacts bucket (foundation naming) and its key, through S3 only.
+            bucket = f"{source_prefix}-artifacts-{account}-{region}"
+            self.role.add_to_policy(iam.PolicyStatement(
+                sid=f"ReadReleaseArtifacts{account}", actions=["s3:GetObject", "s3:GetObjectVersion"],
+                resources=[f"arn:{partition}:s3:::{bucket}/{SOURCE_RUNS_PREFIX}*"]))
+            key_arn = f"arn:{partition}:kms:{region}:{account}:key/*"
+            self.role.add_to_policy(iam.PolicyStatement(
+                sid=f"DecryptReleaseArtifacts{account}", actions=["kms:Decrypt", "kms:DescribeKey"], resources=[key_arn],
+                conditions={"StringEquals": {"kms:ViaService": f"s3.{region}.amazonaws.com"}}))
+            policy = self.role.node.find_child("DefaultPolicy")
+            acknowledge_wildcard_resource(policy, f"arn:{partition}:s3:::{bucket}/{SOURCE_RUNS_PREFIX}*",
+                                          "Fine-tuning runs write their model artifacts under generated run ids.")
+            acknowledge_wildcard_resource(policy, key_arn, "The source account's platform key, whose id is not known here; "
+                                          "only through S3 (kms:ViaService) and granted back by that key's policy.")
 
     def _approved_package(self, use_case: str, parameter_name: str) -> str:
         """The approved package ARN from SSM at deploy; a rule refuses the deploy while it reads 'none'."""
@@ -409,7 +485,7 @@ class EmbeddingEndpoint(_Endpoint):
         env["HF_MODEL_ID"] = MODEL_DIR
         props: dict[str, Any] = {
             "ExecutionRoleArn": self.role.role_arn,
-            "PrimaryContainer": {"Image": image_uri(self, emb.container), "Environment": env, "ModelDataSource": {"S3DataSource": {
+            "PrimaryContainer": {"Image": ctx.image(self, emb.container), "Environment": env, "ModelDataSource": {"S3DataSource": {
                 "S3Uri": f"s3://{ctx.artifacts.bucket_name}/{prefix}", "S3DataType": "S3Prefix", "CompressionType": "None"}}},
         }
         if not emb.serverless:  # serverless inference supports neither VPC configuration nor network isolation

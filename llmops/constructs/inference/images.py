@@ -8,8 +8,11 @@ from constructs import Construct
 from llmops.inference import image
 
 
-def image_uri(scope: Construct, container: str) -> str:
-    """``<registry>.dkr.ecr.<region>.<suffix>/<repository>:<tag>``, the registry account looked up by region."""
+def image_uri(scope: Construct, container: str, tag: str | None = None) -> str:
+    """``<registry>.dkr.ecr.<region>.<suffix>/<repository>:<tag>``, the registry account looked up by region.
+
+    ``tag``: the release manifest's pin (``images``); else the committed table's tag.
+    """
     stack = Stack.of(scope)
     row = image(container)
     mapping_id = f"ImageRegistry{container.replace('-', '').title()}"
@@ -17,7 +20,7 @@ def image_uri(scope: Construct, container: str) -> str:
     if mapping is None:
         mapping = CfnMapping(stack, mapping_id, mapping={r: {"account": a} for r, a in row["registries"].items()})
     account = mapping.find_in_map(Aws.REGION, "account")
-    return f"{account}.dkr.ecr.{Aws.REGION}.{Aws.URL_SUFFIX}/{row['repository']}:{row['tag']}"
+    return f"{account}.dkr.ecr.{Aws.REGION}.{Aws.URL_SUFFIX}/{row['repository']}:{tag or row['tag']}"
 
 
 def repository_arns(scope: Construct, containers: set[str]) -> list[str]:

@@ -75,25 +75,72 @@ def test_no_assume_role_on_role_wildcards(pipeline):
                 for resource in resources:
                     assert "role/*" not in json.dumps(resource), statement
                     text = json.dumps(resource)
-                    # a role of this stack, or a CDK bootstrap role of one of the named accounts
-                    assert "Fn::GetAtt" in text or (
+                    # a role of this stack, a CDK bootstrap role or an environment's delivery role of a named account
+                    assert "Fn::GetAtt" in text or resource in ENV_ROLES.values() or (
                         "cdk-hnb659fds-" in text
                         and any(a in text for a in ("333333333333", "111111111111", "222222222222", "AWS::AccountId"))
                     ), text
 
 
-def test_gate_reads_only_its_environments_packages(pipeline):
+ENV_ROLES = {"dev": "arn:aws:iam::333333333333:role/llmops-dev-delivery-gate",
+             "staging": "arn:aws:iam::111111111111:role/llmops-stg-delivery-gate",
+             "prod": "arn:aws:iam::222222222222:role/llmops-prd-delivery-gate"}
+
+
+def test_each_step_role_assumes_only_its_environments_gate_role(pipeline):
     _, template = pipeline
-    found = {}
-    for policy in template.find_resources("AWS::IAM::Policy").values():
-        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
-            if statement["Action"] == "sagemaker:DescribeModelPackage":
-                found[statement["Resource"]] = True
-    assert set(found) == {
-        "arn:aws:sagemaker:us-east-1:333333333333:model-package/llmops-dev-*/*",
-        "arn:aws:sagemaker:us-east-1:111111111111:model-package/llmops-stg-*/*",
-        "arn:aws:sagemaker:us-east-1:222222222222:model-package/llmops-prd-*/*",
-    }
+    roles = template.find_resources("AWS::IAM::Role")
+    for name, arn in ENV_ROLES.items():
+        (logical,) = [k for k, r in roles.items() if r["Properties"].get("RoleName") == f"llmops-delivery-{name}-gate"]
+        statements = [s for p in template.find_resources("AWS::IAM::Policy").values()
+                      if {"Ref": logical} in p["Properties"]["Roles"] for s in p["Properties"]["PolicyDocument"]["Statement"]]
+        assumes = [s for s in statements if s["Action"] == "sts:AssumeRole"]
+        assert [s["Resource"] for s in assumes] == [arn]
+        assert not any(s["Action"] == "sagemaker:DescribeModelPackage" for s in statements)
+
+
+def _step(template, name):
+    (pipeline,) = template.find_resources("AWS::CodePipeline::Pipeline").values()
+    stage = next(s for s in pipeline["Properties"]["Stages"] if s["Name"] == name)
+    return {a["Name"]: a for a in stage["Actions"]}
+
+
+def test_smoke_after_dev_and_staging_with_the_stack_outputs_and_the_gate_role(pipeline):
+    _, template = pipeline
+    for name in ("dev", "staging"):
+        actions = _step(template, name)
+        smoke = next(a for k, a in actions.items() if k.startswith("Smoke-"))
+        deploys = [a["RunOrder"] for k, a in actions.items() if k.endswith(".Deploy")]
+        assert smoke["RunOrder"] > max(deploys)
+        variables = json.loads(smoke["Configuration"]["EnvironmentVariables"])
+        by_name = {v["name"]: v["value"] for v in variables}
+        prefix = "llmops-dev" if name == "dev" else "llmops-stg"
+        # CDK Pipelines passes stack outputs as the deploy action's variables: #{<namespace>.<output>}
+        assert by_name["QUERY_URL"].startswith("#{") and "QueryUrl" in by_name["QUERY_URL"]
+        assert "LlmEndpointName" in by_name["LLM_ENDPOINT"] and "EmbeddingsEndpointName" in by_name["EMBEDDINGS_ENDPOINT"]
+        spec = _buildspec(template, f"llmops delivery smoke --env {name}")
+        assert f"--role-arn {ENV_ROLES[name]}" in spec
+        deploy = next(a for k, a in actions.items() if k.endswith(f"{prefix}-rag.Deploy") or k.endswith("Rag.Deploy"))
+        assert deploy.get("Namespace")
+    assert not any(k.startswith("Smoke-") for k in _step(template, "prod"))  # prod gets no synthetic traffic
+
+
+def test_environment_gate_roles_trust_only_the_tooling_step_role():
+    from llmops.app import build_app
+    from llmops.config import parse_config
+
+    app = build_app(make_app(), config=parse_config(raw_config()), nag=False)
+    stage = app.node.find_child("staging")
+    template = Template.from_stack(stage.delivery_access)
+    (role,) = [r["Properties"] for r in template.find_resources("AWS::IAM::Role").values()
+               if r["Properties"].get("RoleName") == "llmops-stg-delivery-gate"]
+    (statement,) = role["AssumeRolePolicyDocument"]["Statement"]
+    assert ":iam::333333333333:root" in json.dumps(statement["Principal"])
+    assert statement["Condition"] == {"ArnEquals": {"aws:PrincipalArn": "arn:aws:iam::333333333333:role/llmops-delivery-staging-gate"}}
+    actions = sorted({a for p in template.find_resources("AWS::IAM::Policy").values()
+                      for s in p["Properties"]["PolicyDocument"]["Statement"]
+                      for a in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])})
+    assert actions == ["execute-api:Invoke", "sagemaker:InvokeEndpoint"]
 
 
 def test_cross_account_keys_and_example_guard(pipeline):
@@ -144,3 +191,48 @@ def test_a_placeholder_stage_account_stops_a_real_pipeline():
     raw["delivery"].update(example=False, account="444455556666")
     with pytest.raises(ConfigError, match="environments.staging.account: 111111111111 is an example account"):
         parse_config(raw)
+
+
+def test_copy_promotion_runs_a_step_before_the_inference_stack_with_the_promote_role():
+    from llmops.app import build_app
+
+    raw = raw_config()
+    staging = raw["environments"]["staging"]
+    staging["delivery"] = {"model_promotion": "copy"}
+    staging.setdefault("inference", {})["llm"] = {"model": {"source": "model-package", "use_case": "assistant"}}
+    app = build_app(make_app(), config=parse_config(raw), nag=False)
+    template = Template.from_stack(app.node.find_child("Delivery"))
+    actions = _step(template, "staging")
+    (promote,) = [a for k, a in actions.items() if k.endswith("PromoteModel-staging")]
+    inference_deploy = next(a for k, a in actions.items() if k == "llmops-stg-inference.Deploy")
+    fine_tuning_deploy = next(a for k, a in actions.items() if k == "llmops-stg-fine-tuning.Deploy")
+    assert fine_tuning_deploy["RunOrder"] < promote["RunOrder"] < inference_deploy["RunOrder"]
+    spec = _buildspec(template, "llmops delivery promote-model --env staging")
+    assert "--role-arn arn:aws:iam::111111111111:role/llmops-stg-delivery-promote" in spec
+    roles = template.find_resources("AWS::IAM::Role")
+    (logical,) = [k for k, r in roles.items() if r["Properties"].get("RoleName") == "llmops-delivery-staging-gate"]
+    assumes = [s["Resource"] for p in template.find_resources("AWS::IAM::Policy").values()
+               if {"Ref": logical} in p["Properties"]["Roles"] for s in p["Properties"]["PolicyDocument"]["Statement"]
+               if s["Action"] == "sts:AssumeRole"]
+    assert assumes == [[ENV_ROLES["staging"], "arn:aws:iam::111111111111:role/llmops-stg-delivery-promote"]]
+    # The promote role lives in staging's foundation stack and may write only promoted/ and its parameter.
+    foundation = Template.from_stack(app.node.find_child("staging").foundation)
+    (role_id,) = [k for k, r in foundation.find_resources("AWS::IAM::Role").items()
+                  if r["Properties"].get("RoleName") == "llmops-stg-delivery-promote"]
+    statements = [s for p in foundation.find_resources("AWS::IAM::Policy").values() if {"Ref": role_id} in p["Properties"]["Roles"]
+                  for s in p["Properties"]["PolicyDocument"]["Statement"]]
+    by_sid = {s.get("Sid"): s for s in statements}
+    assert by_sid["RecordCopies"]["Action"] == "ssm:PutParameter"
+    assert "/llmops-stg/delivery/assistant/promoted-model-package-" in json.dumps(by_sid["RecordCopies"]["Resource"])
+    assert by_sid["DescribeSources"]["Resource"].endswith(":model-package/llmops-dev-assistant/1")
+    writes = [s for s in statements if "s3:PutObject" in s["Action"]]
+    assert writes and all("/promoted/*" in json.dumps(s["Resource"]) for s in writes)
+
+
+def test_an_environment_deploying_another_manifest_than_the_pipeline_checks_is_refused():
+    from llmops.app import build_app
+
+    raw = raw_config()
+    raw["environments"]["prod"]["release"] = "other.json"
+    with pytest.raises(ConfigError, match="environments.prod.release: 'other.json' differs from delivery.release_file"):
+        build_app(make_app(), config=parse_config(raw), nag=False)

@@ -131,7 +131,8 @@ def test_async_scales_from_zero_on_backlog():
 
 
 def test_approved_package_resolved_at_deploy_with_a_rule():
-    t = inference("prod", inference={"llm": {"model": {"source": "model-package", "use_case": "assistant"}}})
+    # Without a release manifest (test_inference_release.py covers the pinned path).
+    t = inference("prod", inference={"llm": {"model": {"source": "model-package", "use_case": "assistant"}}}, release=None)
     raw = t.to_json()
     (param,) = [p for k, p in raw["Parameters"].items() if k.startswith("ApprovedPackage")]
     assert param["Type"] == "AWS::SSM::Parameter::Value<String>"

@@ -203,7 +203,8 @@ def test_foundation_key_lets_eventbridge_deliver_to_encrypted_queues():
 
 
 def test_bedrock_models_are_granted_by_model_arn():
-    over = {"rag": {"embedding_provider": "bedrock", "llm_provider": "bedrock"}, "vector_store": {"dimension": 1024}}
+    # No release: the committed one pins a 384-dimension embedding model, which synth refuses for this index.
+    over = {"rag": {"embedding_provider": "bedrock", "llm_provider": "bedrock"}, "vector_store": {"dimension": 1024}, "release": None}
     template = template_of(stage("staging", **over).rag)
     invoke = [s for s in statements(template) if "bedrock:InvokeModel" in as_list(s["Action"])]
     resources = " ".join(json.dumps(s["Resource"]) for s in invoke)
