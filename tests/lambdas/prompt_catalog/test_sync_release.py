@@ -15,6 +15,9 @@ from lambdas.runtime.prompt_catalog.sync import PromotionMismatch, sync_director
 REPO_PROMPTS = Path(__file__).resolve().parents[3] / "prompts"
 
 
+# As deployed: the sync creates pinned versions through the version writer (at_version on the wire).
+pytestmark = pytest.mark.usefixtures("writer_lambda")
+
 @pytest.fixture
 def prompts_dir(tmp_path):
     return Path(shutil.copytree(REPO_PROMPTS, tmp_path / "prompts"))
