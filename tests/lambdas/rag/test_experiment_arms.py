@@ -219,7 +219,7 @@ MODEL_AB = Experiment("llm-test", "model-ab", (Arm("current", 70, variant="blue"
 
 def test_model_ab_sends_the_sticky_target_variant_and_records_the_one_that_answered(embedder):
     client = boto3.client("sagemaker-runtime", region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="x")
-    llm = SageMakerLlm("llmops-stg-llm", container="tgi", client=client, attempts=1)
+    llm = SageMakerLlm("llm-ab", container="tgi", client=client, attempts=1)
     pipeline = QueryPipeline(OneChunkStore(), embedder, DefaultPromptSource(), llm, experiments=[MODEL_AB])
     sessions = [f"user-{i}" for i in range(25)] * 2  # every session twice: the same variant both times
     expected = {s: {"current": "blue", "tuned": "green"}[assign(s, [("current", 70), ("tuned", 30)], salt="llm-test")] for s in sessions}
@@ -228,7 +228,7 @@ def test_model_ab_sends_the_sticky_target_variant_and_records_the_one_that_answe
             stub.add_response("invoke_endpoint", {
                 "Body": body([{"generated_text": "Within five business days [1].", "details": {"generated_tokens": 7}}]),
                 "ContentType": "application/json", "InvokedProductionVariant": expected[session]},
-                {"EndpointName": "llmops-stg-llm", "ContentType": "application/json", "Accept": "application/json",
+                {"EndpointName": "llm-ab", "ContentType": "application/json", "Accept": "application/json",
                  "Body": ANY, "TargetVariant": expected[session]})
         answers = [pipeline.answer(QueryRequest("When are refunds paid?", session_id=s)) for s in sessions]
         stub.assert_no_pending_responses()
@@ -256,10 +256,10 @@ def test_model_shadow_sends_no_target_variant_and_records_the_production_one(emb
     shadow = Experiment("llm-shadow", "model-shadow", (Arm("prod", 0, variant="blue"), Arm("new", 0, variant="green", shadow=True)))
     client = boto3.client("sagemaker-runtime", region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="x")
     pipeline = QueryPipeline(OneChunkStore(), embedder, DefaultPromptSource(),
-                             SageMakerLlm("llmops-stg-llm", container="tgi", client=client, attempts=1), experiments=[shadow])
+                             SageMakerLlm("llm-ab", container="tgi", client=client, attempts=1), experiments=[shadow])
     with Stubber(client) as stub:
         stub.add_response("invoke_endpoint", {"Body": body([{"generated_text": "ok"}]), "InvokedProductionVariant": "blue"},
-                          {"EndpointName": "llmops-stg-llm", "ContentType": "application/json", "Accept": "application/json", "Body": ANY})
+                          {"EndpointName": "llm-ab", "ContentType": "application/json", "Accept": "application/json", "Body": ANY})
         answer = pipeline.answer(QueryRequest("When are refunds paid?"), unit="req-1")
     assert (answer.experiment, answer.arm, answer.variant) == ("llm-shadow", "prod", "blue")
 
