@@ -1139,6 +1139,18 @@ def embedding_arm_source(model: str) -> str:
     return "bedrock" if model.startswith("amazon.titan-embed") else "sagemaker"
 
 
+def embedding_arms_needing_endpoints(cfg: EnvironmentConfig) -> list[ExperimentArm]:
+    """Arms of an embedding A/B that serve on a SageMaker endpoint of their own (all but the control while it
+    runs; a promoted winner other than the control afterwards)."""
+    out = []
+    for exp in cfg.experiments.values():
+        if exp.kind != "embedding-ab" or not (cfg.capabilities.inference and cfg.inference.embeddings.enabled):
+            continue
+        serving = exp.arms[1:] if exp.winner is None else [a for a in exp.arms[1:] if a.name == exp.winner]
+        out += [a for a in serving if embedding_arm_source(a.model) == "sagemaker"]
+    return out
+
+
 def current_embedding_model(cfg: EnvironmentConfig) -> str | None:
     """The model the RAG functions embed with today; None when config names an endpoint made elsewhere."""
     if cfg.rag.embedding_provider == "bedrock":

@@ -14,20 +14,9 @@ from aws_cdk import aws_cloudwatch as cloudwatch
 from constructs import Construct
 
 from lambdas.runtime.fine_tuning.approval import approved_model_parameter_name
-from llmops.config import EnvironmentConfig, ExperimentArm, embedding_arm_source
+from llmops.config import EnvironmentConfig, embedding_arms_needing_endpoints
 from llmops.constructs.inference import EmbeddingEndpoint, LlmEndpoint, ServingContext
 from llmops.stacks.foundation import FoundationStack
-
-
-def embedding_arms_needing_endpoints(cfg: EnvironmentConfig) -> list[ExperimentArm]:
-    """Arms of the embedding A/B that serve (all but the control while it runs; a promoted winner) on SageMaker."""
-    out = []
-    for exp in cfg.experiments.values():
-        if exp.kind != "embedding-ab" or not cfg.inference.embeddings.enabled:
-            continue
-        serving = exp.arms[1:] if exp.winner is None else [a for a in exp.arms[1:] if a.name == exp.winner]
-        out += [a for a in serving if embedding_arm_source(a.model) == "sagemaker"]
-    return out
 
 
 class InferenceStack(Stack):
