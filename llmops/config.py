@@ -1114,6 +1114,7 @@ class EnvironmentConfig(_Model):
             raise ValueError(f"alerts.topic_arn: alarms notify topics of their own region {self.region}, got {topic!r}")
         self._check_instance_types()
         _check_inference(self)
+        _check_embedding_experiments(self)
         return self
 
     def instance(self, name: str) -> InstanceType | None:
@@ -1301,6 +1302,75 @@ def _check_model_experiments(cfg: EnvironmentConfig) -> None:
     if len(owners) > 1:
         raise ValueError(f"experiments: {', '.join(owners)} all drive the variants of endpoint {llm.name}; one model experiment "
                          "per endpoint (remove the finished one once its winner is the only variant in inference.llm.variants)")
+def embedding_arm_source(model: str) -> str:
+    """Where an embedding arm's model runs: ``bedrock`` (Titan) or ``sagemaker`` (an endpoint of its own)."""
+    return "bedrock" if model.startswith("amazon.titan-embed") else "sagemaker"
+
+
+def embedding_arms_needing_endpoints(cfg: EnvironmentConfig) -> list[ExperimentArm]:
+    """Arms of an embedding A/B that serve on a SageMaker endpoint of their own (all but the control while it
+    runs; a promoted winner other than the control afterwards)."""
+    out = []
+    for exp in cfg.experiments.values():
+        if exp.kind != "embedding-ab" or not (cfg.capabilities.inference and cfg.inference.embeddings.enabled):
+            continue
+        serving = exp.arms[1:] if exp.winner is None else [a for a in exp.arms[1:] if a.name == exp.winner]
+        out += [a for a in serving if embedding_arm_source(a.model) == "sagemaker"]
+    return out
+
+
+def current_embedding_model(cfg: EnvironmentConfig) -> str | None:
+    """The model the RAG functions embed with today; None when config names an endpoint made elsewhere."""
+    if cfg.rag.embedding_provider == "bedrock":
+        return cfg.rag.embedding_model_id
+    if cfg.rag.embedding_endpoint_name or not (cfg.capabilities.inference and cfg.inference.embeddings.enabled):
+        return None
+    return cfg.inference.embeddings.model_id
+
+
+def _check_embedding_experiments(cfg: EnvironmentConfig) -> None:
+    """An embedding A/B needs an index per arm (not Kendra), the control on today's model, a place to run the others."""
+    running = []
+    for exp_name, exp in cfg.experiments.items():
+        if exp.kind != "embedding-ab":
+            continue
+        where = f"experiments.{exp_name}"
+        if cfg.vector_store.backend == "kendra":
+            raise ValueError(f"{where}.kind: embedding-ab needs one vector index per arm, and vector_store.backend kendra "
+                             "ranks text with its own model; use opensearch-serverless or aurora-pgvector")
+        if not cfg.capabilities.rag:
+            raise ValueError(f"{where}: an embedding-ab experiment needs capabilities.rag (the index and queries it splits)")
+        running.append(exp_name)
+        lowered = [a.name.lower() for a in exp.arms]
+        if len(set(lowered)) != len(lowered):
+            raise ValueError(f"{where}.arms: arm names name indexes and endpoints, so they must differ in lower case, got "
+                             f"{[a.name for a in exp.arms]}")
+        control = exp.arms[0]
+        today = current_embedding_model(cfg)
+        if today is not None and control.model != today:
+            raise ValueError(f"{where}.arms.{control.name}.model: the control arm serves the current index, embedded by "
+                             f"{today}; got {control.model!r}")
+        for arm in exp.arms[1:]:
+            at = f"{where}.arms.{arm.name}"
+            if arm.model.startswith("cohere."):
+                raise ValueError(f"{at}.model: {arm.model} is not supported; allowed: amazon.titan-embed-* (Bedrock) or a "
+                                 "Hugging Face model served by a SageMaker endpoint of the arm")
+            if embedding_arm_source(arm.model) == "sagemaker":
+                if not (cfg.capabilities.inference and cfg.inference.embeddings.enabled):
+                    raise ValueError(f"{at}.model: {arm.model} runs on a SageMaker embedding endpoint of its own, which needs "
+                                     "capabilities.inference and inference.embeddings.enabled")
+                name = f"{cfg.name_prefix}-{cfg.inference.embeddings.name}-{arm.name.lower()}"
+                if len(name) > 63:
+                    raise ValueError(f"{at}: the arm's endpoint name {name!r} is {len(name)} characters; SageMaker allows 63, "
+                                     "shorten the arm name")
+            if cfg.vector_store.backend == "aurora-pgvector":
+                table = f"rag_chunks_{arm.name.lower().replace('-', '_')}"
+                if len(table) > 55:
+                    raise ValueError(f"{at}: the arm's table {table!r} is over 55 characters; shorten the arm name")
+    active = [n for n in running if cfg.experiments[n].winner is None]
+    if len(active) > 1:
+        raise ValueError(f"experiments: {', '.join(active)} are all embedding A/B tests; one runs at a time (each "
+                         "doubles ingestion into its own indexes)")
 
 
 def _check_inference(cfg: EnvironmentConfig) -> None:

@@ -15,6 +15,8 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
+from lambdas.runtime.experiments.assignment import experiments_from_env
+from lambdas.runtime.rag.arms import arm_backends, running_embedding_experiment
 from lambdas.runtime.rag.chunking import TokenChunker
 from lambdas.runtime.rag.embedders import embedder_from_env
 from lambdas.runtime.rag.ingest import IngestionPipeline, IngestOutcome
@@ -33,11 +35,18 @@ QUIET_SKIPS = frozenset({"folder-marker", "superseded", "gone"})
 @lru_cache(maxsize=1)
 def ingestion() -> S3Ingestion:
     """Built on first use and kept for the life of the execution environment (connections reused)."""
+    env = os.environ
+    store, embedder = store_from_env(env), embedder_from_env(env)
+    # A running embedding A/B: every document goes into every arm's index, each embedded by its arm's model.
+    experiment = running_embedding_experiment(experiments_from_env(env))
+    arms = (arm_backends(env, experiment, store=store, embedder=embedder, store_factory=store_from_env,
+                         embedder_factory=embedder_from_env) if experiment else None)
     pipeline = IngestionPipeline(
-        store_from_env(os.environ),
-        embedder_from_env(os.environ),
-        TokenChunker.from_env(os.environ),
-        max_document_bytes=int(os.environ.get("MAX_DOCUMENT_BYTES") or DEFAULT_MAX_DOCUMENT_BYTES),
+        store,
+        embedder,
+        TokenChunker.from_env(env),
+        max_document_bytes=int(env.get("MAX_DOCUMENT_BYTES") or DEFAULT_MAX_DOCUMENT_BYTES),
+        arms=arms,
     )
     return S3Ingestion.from_env(pipeline, os.environ)
 
@@ -63,7 +72,7 @@ def record_handler(record: SQSRecord) -> None:
 
 def _record(outcome: IngestOutcome) -> None:
     logger.info("document processed", extra={"document_id": outcome.document_id, "status": outcome.status,
-                                               "chunks": outcome.chunks})
+                                               "chunks": outcome.chunks, **({"arms": outcome.arms} if outcome.arms else {})})
     if outcome.status == "deleted":
         metrics.add_metric(name="DocumentsDeleted", unit=MetricUnit.Count, value=1)
         metrics.add_metric(name="ChunksDeleted", unit=MetricUnit.Count, value=outcome.chunks)

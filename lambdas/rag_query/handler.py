@@ -20,11 +20,13 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.metrics import MetricUnit
 
 from lambdas.runtime.human_review.routing import ROUTING_ENV, RoutingRules, review_reasons, rules_from_json
+from lambdas.runtime.experiments.assignment import experiments_from_env
 from lambdas.runtime.prompt_catalog.errors import PromptCatalogError
 from lambdas.runtime.monitoring.metrics import cheap_metrics
 from lambdas.runtime.monitoring.records import record_from_answer
 from lambdas.runtime.rag.embedders import embedder_from_env
 from lambdas.runtime.rag.feedback import InvalidFeedback, UnknownInteraction, parse_feedback, record_feedback
+from lambdas.runtime.rag.arms import arm_backends, running_embedding_experiment
 from lambdas.runtime.rag.interactions import InteractionLog, new_interaction_id
 from lambdas.runtime.rag.llm import PromptIncompatible, language_model_from_env
 from lambdas.runtime.rag.prompting import DEFAULT_PROMPT_ID, prompt_source_from_env
@@ -49,13 +51,20 @@ app = APIGatewayRestResolver()
 def pipeline() -> QueryPipeline:
     env = os.environ
     store = store_from_env(env)
+    embedder = None if hasattr(store, "search_text") else embedder_from_env(env)
+    experiments = experiments_from_env(env)  # EXPERIMENTS, from config (llmops/stacks/rag.py)
+    running = running_embedding_experiment(experiments)
+    arms = (arm_backends(env, running, store=store, embedder=embedder, store_factory=store_from_env,
+                         embedder_factory=embedder_from_env) if running else None)
     return QueryPipeline(
         store,
-        None if hasattr(store, "search_text") else embedder_from_env(env),
+        embedder,
         prompt_source_from_env(env),
         language_model_from_env(env),
         prompt_id=env.get("PROMPT_ID") or DEFAULT_PROMPT_ID,
         prompt_alias=env.get("PROMPT_ALIAS") or "prod",
+        experiments=experiments,
+        embedding_arms=arms,
     )
 
 
@@ -157,7 +166,9 @@ def query() -> dict | Response:
             max_question_chars=int(env.get("MAX_QUESTION_CHARS") or DEFAULT_MAX_QUESTION_CHARS),
             default_top_k=int(env.get("TOP_K") or DEFAULT_TOP_K),
         )
-        answer = rag.answer(request)
+        # Sticky experiment arms: the caller's session_id, else this request's id.
+        request_id = _request_id()
+        answer = rag.answer(request, unit=None if request_id == "unknown" else request_id)
     except InvalidQuery as exc:
         metrics.add_metric(name="InvalidRequests", unit=MetricUnit.Count, value=1)
         return _error(400, "InvalidRequest", str(exc))
@@ -166,7 +177,8 @@ def query() -> dict | Response:
     interaction_id = log_interaction(request.question, answer, quality)
     logger.info("answered", extra={"prompt_id": answer.prompt_id, "prompt_version": answer.prompt_version,
                                     "chunks": len(answer.citations), "llm_called": answer.llm_called,
-                                    "interaction_id": interaction_id})
+                                    "experiments": answer.assignments, "variant": answer.variant,
+                                    "embedding_model": answer.embedding_model, "interaction_id": interaction_id})
     return {**answer.to_dict(), "interaction_id": interaction_id}
 
 

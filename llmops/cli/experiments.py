@@ -66,6 +66,12 @@ def register(registry: dict) -> None:
     promote.add_argument("--winner", required=True, help="the arm that won (from the judge's verdict)")
     promote.add_argument("--config", default=None, help="config file (default config/environments.yaml)")
     promote.set_defaults(func=run_promote)
+    backfill = sub.add_parser("backfill", help="queue every current document for ingestion, to fill a new embedding arm's index")
+    backfill.add_argument("name", help="the embedding-ab experiment")
+    backfill.add_argument("--env", default="dev")
+    backfill.add_argument("--bucket", required=True, help="the platform data bucket (the foundation stack's output)")
+    backfill.add_argument("--queue-url", required=True, help="the RAG ingestion queue (RagStack IngestQueue)")
+    backfill.set_defaults(func=run_backfill)
 
 
 def _load_records(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
@@ -313,6 +319,39 @@ def _raw_renderer(max_new_tokens: int | None):
                               model_parameters={"temperature": 0, "max_tokens": max_new_tokens or 256})
 
     return render
+
+
+def run_backfill(args: argparse.Namespace) -> int:
+    """Ingestion then writes each document into the arms' indexes that lack it; the others skip it as unchanged."""
+    from llmops.config import ConfigError, load_config
+
+    try:
+        env = load_config().get(args.env)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    exp = env.experiments.get(args.name)
+    if exp is None or exp.kind != "embedding-ab":
+        declared = [n for n, e in env.experiments.items() if e.kind == "embedding-ab"]
+        print(f"error: environments.{env.name}.experiments.{args.name}: not an embedding-ab experiment; "
+              f"declared: {', '.join(declared) or 'none'}", file=sys.stderr)
+        return 2
+    if exp.winner is not None:
+        print(f"error: experiments.{args.name} is promoted ({exp.winner}): ingestion writes one index, nothing to fill",
+              file=sys.stderr)
+        return 2
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from lambdas.runtime.rag.backfill import queue_backfill
+
+    try:
+        sent = queue_backfill(boto3.client("s3"), boto3.client("sqs"), bucket=args.bucket, queue_url=args.queue_url)
+    except (BotoCoreError, ClientError, RuntimeError) as exc:
+        print(f"error: backfill stopped: {exc}", file=sys.stderr)
+        return 1
+    print(f"{sent} document(s) queued for ingestion into every arm of {args.name}")
+    return 0
 
 
 def run_replay(args: argparse.Namespace) -> int:

@@ -165,8 +165,8 @@ class _RecordingPromptSource:
         self.inner = inner
         self.last = None
 
-    def render(self, prompt_id: str, variables: dict, alias: str = "prod"):
-        self.last = self.inner.render(prompt_id, variables, alias=alias)
+    def render(self, prompt_id: str, variables: dict, alias: str = "prod", *, unit: str | None = None):
+        self.last = self.inner.render(prompt_id, variables, alias=alias, **({"unit": unit} if unit else {}))
         return self.last
 
 

@@ -319,6 +319,12 @@ def _inference_lines(env: Any, where: str) -> list[tuple]:
         emb_hours, emb_hours_from = hours(emb.schedule, f"{where}.inference.embeddings")
         lines.append((IDLE, f"embedding endpoint ({emb.instance_type} x {emb.instance_count})", "sagemaker-hosting",
                       emb.instance_type, emb.instance_count * emb_hours, f"{where}.inference.embeddings.instance_count x {emb_hours_from}"))
+        from llmops.config import embedding_arms_needing_endpoints
+
+        for arm in embedding_arms_needing_endpoints(env):  # an embedding A/B arm's endpoint, sized like the control's
+            lines.append((IDLE, f"embedding A/B arm {arm.name} endpoint ({emb.instance_type} x {emb.instance_count})",
+                          "sagemaker-hosting", emb.instance_type, emb.instance_count * HOURS_PER_DAY,
+                          f"{where}.experiments (embedding-ab arm {arm.name}) x inference.embeddings.instance_count x 24 h"))
     return lines
 
 

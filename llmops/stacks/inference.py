@@ -15,7 +15,7 @@ from aws_cdk import aws_cloudwatch as cloudwatch
 from constructs import Construct
 
 from lambdas.runtime.fine_tuning.approval import approved_model_parameter_name
-from llmops.config import EnvironmentConfig
+from llmops.config import EnvironmentConfig, embedding_arms_needing_endpoints
 from llmops.constructs.inference import EmbeddingEndpoint, LlmEndpoint, ServingContext
 from llmops.stacks.foundation import FoundationStack
 
@@ -31,7 +31,12 @@ class InferenceStack(Stack):
         self.llm = LlmEndpoint(self, "Llm", ctx=ctx,
                                approved_parameter_name=lambda use_case: approved_model_parameter_name(cfg.name_prefix, use_case))
         self.embeddings = EmbeddingEndpoint(self, "Embeddings", ctx=ctx) if cfg.inference.embeddings.enabled else None
-        endpoints = [e for e in (self.llm, self.embeddings) if e is not None]
+        # Embedding A/B: an endpoint per arm whose model runs on SageMaker (the control arm is the endpoint above).
+        self.embedding_arms: dict[str, EmbeddingEndpoint] = {
+            arm.name: EmbeddingEndpoint(self, f"EmbeddingsArm{arm.name}", ctx=ctx, arm=(arm.name, arm.model, arm.dimension))
+            for arm in embedding_arms_needing_endpoints(cfg)
+        }
+        endpoints = [e for e in (self.llm, self.embeddings, *self.embedding_arms.values()) if e is not None]
         self.dashboard = cloudwatch.Dashboard(self, "Dashboard", dashboard_name=f"{cfg.name_prefix}-inference", widgets=[[
             cloudwatch.GraphWidget(title=f"{e.endpoint_name} invocations and 5xx", left=[e.metric_invocations()],
                                    right=[e.metric_errors()], width=12) for e in endpoints

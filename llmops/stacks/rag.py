@@ -28,7 +28,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from llmops.config import ConfigError, EnvironmentConfig
+from llmops.config import ConfigError, EnvironmentConfig, ExperimentConfig, current_embedding_model, embedding_arm_source
 from llmops.constructs.core.scanner import scanner_exception
 from llmops.constructs.core import DeadLetterQueue, PlatformFunction, api_alarms, retention_days
 from llmops.constructs.rag import VectorStore, vector_store_for
@@ -78,7 +78,11 @@ def check_rag_config(cfg: EnvironmentConfig) -> None:
             )
     # No kms: S3, SQS and Secrets Manager call KMS for SSE themselves; the functions never call it.
     needed: set[str] = set()
-    for provider in {rag.embedding_provider, rag.llm_provider}:
+    providers = {rag.embedding_provider, rag.llm_provider}
+    for exp in cfg.experiments.values():  # embedding A/B arms call Bedrock or their own SageMaker endpoint
+        if exp.kind == "embedding-ab":
+            providers |= {embedding_arm_source(a.model) for a in exp.arms[1:] if exp.winner in (None, a.name)}
+    for provider in providers:
         needed.add("bedrock_runtime" if provider == "bedrock" else "sagemaker_runtime")
     if cfg.vector_store.backend == "aurora-pgvector":
         needed.add("secrets_manager")
@@ -140,9 +144,16 @@ class RagStack(Stack):
             "EMBEDDING_PROVIDER": rag.embedding_provider,
             "EMBEDDING_ENDPOINT_NAME": self.embedding_endpoint if rag.embedding_provider == "sagemaker" else "",
             "EMBEDDING_MODEL_ID": rag.embedding_model_id if rag.embedding_provider == "bedrock" else "",
+            "EMBEDDING_MODEL_NAME": (current_embedding_model(cfg) or "") if rag.embedding_provider == "sagemaker" else "",
             "EMBEDDING_DIMENSION": str(cfg.vector_store.dimension),
             "DATA_BUCKET": data.bucket_name,
         }
+        # Embedding A/B: an index (and an embedding endpoint or Bedrock model) per arm; a promoted
+        # winner other than the control becomes the functions' only index and model.
+        self.embedding_arms_env: dict[str, dict[str, str]] = {}
+        self.embedding_experiment = self._embedding_arms(inference)
+        if self.embedding_experiment and self.embedding_experiment[1].winner in self.embedding_arms_env:
+            common_env.update(self.embedding_arms_env[self.embedding_experiment[1].winner])
         common_env = {k: v for k, v in common_env.items() if v != ""}
 
         # -- ingestion -----------------------------------------------------------------------
@@ -174,6 +185,9 @@ class RagStack(Stack):
             query_env["PG_CONNECT_TIMEOUT"] = str(QUERY_DB_CONNECT_TIMEOUT_S)
         if prompt_catalog is not None:  # else the default template in code (prompt "rag-answer", version 0)
             query_env["PROMPT_TABLE_NAME"] = prompt_catalog.table_name
+        experiments = self._experiments_environment(self.query_experiments())
+        if experiments:
+            query_env["EXPERIMENTS"] = experiments
         self.interactions = self._interaction_log(cfg, key)
         query_env["INTERACTIONS_TABLE"] = self.interactions.table_name
         query_env["INTERACTION_RETENTION_DAYS"] = str(rag.interaction_retention_days)
@@ -182,7 +196,7 @@ class RagStack(Stack):
             query_env["REVIEW_ROUTING"] = json.dumps(cfg.human_review.routing.model_dump(mode="json"), sort_keys=True,
                                                      separators=(",", ":"))
         self.query_function = PlatformFunction(
-            self, "QueryFunction", invoked_by="the RAG query REST API (API Gateway proxy integration)", entry="rag_query", runtime_packages=["rag", "prompt_catalog", "monitoring", "human_review"], key=key, network=network,
+            self, "QueryFunction", invoked_by="the RAG query REST API (API Gateway proxy integration)", entry="rag_query", runtime_packages=["rag", "prompt_catalog", "monitoring", "human_review", "experiments"], key=key, network=network,
             needs_vpc=self.needs_vpc,
             description="RAG query: embed, retrieve, prompt, generate, cite", environment=query_env,
             memory_size=1024, timeout=Duration.seconds(QUERY_TIMEOUT_S), log_retention=log_retention,
@@ -266,22 +280,30 @@ class RagStack(Stack):
         ))
 
         rag = cfg.rag
+        ingest_env = {
+            **common_env,
+            "CHUNK_SIZE": str(rag.chunk_size),
+            "CHUNK_OVERLAP": str(rag.chunk_overlap),
+            "QUARANTINE_PREFIX": QUARANTINE_PREFIX,
+            "DLQ_URL": self.dead_letter_queue.queue_url,
+        }
+        # A running embedding A/B: ingestion writes every arm's index (the only experiment it needs).
+        running = [e for e in self.query_experiments() if e[1].kind == "embedding-ab" and e[1].winner is None]
+        indexes = 1
+        if running:
+            ingest_env["EXPERIMENTS"] = self._experiments_environment(running)
+            indexes = len(running[0][1].arms)
         self.ingest_function = PlatformFunction(
-            self, "IngestFunction", invoked_by="its SQS event-source mapping (failures return to the queue and its redrive DLQ)", entry="rag_ingest", runtime_packages=["rag"], key=key, network=foundation.network,
+            self, "IngestFunction", invoked_by="its SQS event-source mapping (failures return to the queue and its redrive DLQ)", entry="rag_ingest", runtime_packages=["rag", "experiments"], key=key, network=foundation.network,
             needs_vpc=self.needs_vpc,
             description="RAG ingestion: load, chunk, embed and upsert documents from S3 events",
-            environment={
-                **common_env,
-                "CHUNK_SIZE": str(rag.chunk_size),
-                "CHUNK_OVERLAP": str(rag.chunk_overlap),
-                "QUARANTINE_PREFIX": QUARANTINE_PREFIX,
-                "DLQ_URL": self.dead_letter_queue.queue_url,
-            },
+            environment=ingest_env,
             memory_size=INGEST_MEMORY_MB, timeout=ingest_timeout, log_retention=log_retention,
         )
         fn = self.ingest_function
         fn.function.add_event_source(sources.SqsEventSource(
-            self.queue, batch_size=INGEST_BATCH_SIZE.get(rag.embedding_provider, 1),
+            # Each document is embedded once per index: a batch of worst-case documents still fits the timeout.
+            self.queue, batch_size=max(1, INGEST_BATCH_SIZE.get(rag.embedding_provider, 1) // indexes),
             max_batching_window=Duration.seconds(5), report_batch_item_failures=True,
             max_concurrency=INGEST_MAX_CONCURRENCY,  # bounds the load on the embedding endpoint and the store
         ))
@@ -316,10 +338,85 @@ class RagStack(Stack):
 
     def _grant_embeddings(self, fn: PlatformFunction) -> None:
         rag = self.env_config.rag
-        if self.embedding_construct:
-            self.embedding_construct.grant_invoke(fn.role)
-            return
-        self._grant_model(fn, rag.embedding_provider, self.embedding_endpoint, rag.embedding_model_id, "Embedding")
+        promoted = self.embedding_experiment[1].winner if self.embedding_experiment else None
+        if promoted not in self.embedding_arms_env:  # the control's model serves (alone, or beside the arms)
+            if self.embedding_construct:
+                self.embedding_construct.grant_invoke(fn.role)
+            else:
+                self._grant_model(fn, rag.embedding_provider, self.embedding_endpoint, rag.embedding_model_id, "Embedding")
+        for arm, env in self.embedding_arms_env.items():
+            if env["EMBEDDING_PROVIDER"] == "bedrock":
+                self._grant_model(fn, "bedrock", "", env["EMBEDDING_MODEL_ID"], f"EmbeddingArm{arm.replace('-', '')}")
+            else:
+                self._arm_endpoints[arm].grant_invoke(fn.role)
+
+    def _embedding_arms(self, inference: Any) -> tuple[str, ExperimentConfig] | None:
+        """Make each serving embedding arm's index and note the variables that point a function at it and its model."""
+        found = next(((n, e) for n, e in self.env_config.experiments.items() if e.kind == "embedding-ab"), None)
+        self._arm_endpoints: dict[str, Any] = {}
+        if found is None:
+            return None
+        name, exp = found
+        serving = exp.arms[1:] if exp.winner is None else [a for a in exp.arms[1:] if a.name == exp.winner]
+        for arm in serving:
+            try:
+                env = self.store.add_arm_index(arm.name, arm.dimension)
+            except ValueError as exc:
+                raise ConfigError(f"environments.{self.env_config.name}.experiments.{name}.arms.{arm.name}: {exc}") from None
+            if embedding_arm_source(arm.model) == "bedrock":
+                env.update(EMBEDDING_PROVIDER="bedrock", EMBEDDING_MODEL_ID=arm.model)
+            else:
+                endpoint = inference.embedding_arms[arm.name]
+                self._arm_endpoints[arm.name] = endpoint
+                env.update(EMBEDDING_PROVIDER="sagemaker", EMBEDDING_ENDPOINT_NAME=endpoint.endpoint_name,
+                           EMBEDDING_MODEL_NAME=arm.model)
+            self.embedding_arms_env[arm.name] = env
+        if self._arm_endpoints and not (self.llm_construct or self.embedding_construct):
+            self.add_stack_dependency(inference)
+        return found
+
+    def query_experiments(self) -> list[tuple[str, ExperimentConfig]]:
+        """The experiments the query function takes part in: its model endpoint's, its prompt alias's, the embedding A/B."""
+        cfg, rag = self.env_config, self.env_config.rag
+        out = []
+        for name, exp in cfg.experiments.items():
+            if exp.kind in ("model-ab", "model-shadow"):
+                if self.llm_construct is not None and exp.endpoint == cfg.inference.llm.name:
+                    out.append((name, exp))
+            elif exp.kind == "prompt-ab":
+                if exp.prompt == rag.prompt_id and exp.alias == rag.prompt_alias:
+                    out.append((name, exp))
+            elif self.embedding_experiment is not None and name == self.embedding_experiment[0]:
+                out.append((name, exp))
+        return out
+
+    def _experiments_environment(self, experiments: list[tuple[str, ExperimentConfig]]) -> str:
+        """``EXPERIMENTS`` (lambdas/runtime/experiments/assignment.py reads it): compact JSON, within Lambda's 4 KB."""
+        entries = []
+        for name, exp in experiments:
+            arms = []
+            for arm in exp.arms:
+                entry: dict[str, Any] = {"name": arm.name, "weight": arm.weight}
+                if exp.kind in ("model-ab", "model-shadow"):
+                    entry["variant"] = arm.variant
+                    if arm.shadow:
+                        entry["shadow"] = True
+                elif exp.kind == "prompt-ab":
+                    entry["version"] = arm.version
+                else:
+                    entry.update(model=arm.model, dimension=arm.dimension)
+                    if exp.winner is None and arm.name in self.embedding_arms_env:
+                        entry["environment"] = self.embedding_arms_env[arm.name]
+                arms.append(entry)
+            entries.append({"name": name, "kind": exp.kind, "winner": exp.winner, "arms": arms})
+        if not entries:
+            return ""
+        text = json.dumps(entries, separators=(",", ":"), sort_keys=True)
+        if len(text) > 2048:
+            raise ConfigError(f"environments.{self.env_config.name}.experiments: {len(text)} characters of experiments "
+                              "for the query function, over the 2,048 kept for them in Lambda's 4 KB environment; "
+                              "fewer arms or shorter names")
+        return text
 
     def _grant_model(self, fn: PlatformFunction, provider: str, endpoint: str, model_id: str, sid: str) -> None:
         if provider == "sagemaker":
@@ -369,6 +466,9 @@ class RagStack(Stack):
                     "question": apigw.JsonSchema(type=apigw.JsonSchemaType.STRING, min_length=1, max_length=rag.max_question_chars),
                     "top_k": apigw.JsonSchema(type=apigw.JsonSchemaType.INTEGER, minimum=1, maximum=50),
                     "filters": apigw.JsonSchema(type=apigw.JsonSchemaType.OBJECT),
+                    # Sticky experiment arms per caller session or user (lambdas/runtime/rag/query.py checks it too).
+                    "session_id": apigw.JsonSchema(type=apigw.JsonSchemaType.STRING, min_length=1, max_length=256,
+                                                   pattern="^[!-~]+$"),
                 },
             ),
         )

@@ -66,6 +66,13 @@ def record_from_answer(question: str, answer: Any, *, record_id: str, time: str)
         "prompt_version": answer.prompt_version, "model": answer.model, "llm_called": answer.llm_called,
         "scores": [c.score for c in answer.citations],
     }
+    # Which experiment arm answered (docs/experiments.md): the judge splits records by these.
+    for key in ("experiment", "arm", "variant", "embedding_model"):
+        value = getattr(answer, key, None)
+        if value is not None:
+            metadata[key] = value
+    if getattr(answer, "assignments", None):
+        metadata["assignments"] = dict(answer.assignments)
     for key, value in (("prompt_tokens", answer.prompt_tokens), ("response_tokens", answer.completion_tokens),
                        ("embedding_ms", timings.get("embedding")), ("retrieval_ms", timings.get("retrieval")),
                        ("generation_ms", timings.get("generation"))):

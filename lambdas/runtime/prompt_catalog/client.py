@@ -45,19 +45,29 @@ class PromptCatalogClient:
         self._aliases: dict[tuple[str, str], tuple[float, Alias]] = {}
         self._versions: OrderedDict[tuple[str, int], PromptVersion] = OrderedDict()
 
-    def render(self, prompt_id: str, variables: Mapping[str, Any], alias: str = "prod") -> RenderedPrompt:
-        """Render the version ``alias`` points to (one of two, by weight, for an A/B split)."""
+    def render(self, prompt_id: str, variables: Mapping[str, Any], alias: str = "prod", *,
+               unit: str | None = None) -> RenderedPrompt:
+        """Render the version ``alias`` points to (one of two, by weight, for an A/B split).
+
+        ``unit`` (a session, user or request id) makes the split sticky: the same unit always gets
+        the same version. Without it each call draws at random.
+        """
         check_alias_name(alias)
         resolved = self._alias(prompt_id, alias)
-        return self._render(prompt_id, self.choose_version(resolved), variables, alias)
+        return self._render(prompt_id, self.choose_version(resolved, unit), variables, alias)
 
     def render_version(self, prompt_id: str, version: int, variables: Mapping[str, Any]) -> RenderedPrompt:
         return self._render(prompt_id, version, variables, None)
 
-    def choose_version(self, alias: Alias) -> int:
-        """Pick a target by weight: ``weight`` out of 100 requests get that version."""
+    def choose_version(self, alias: Alias, unit: str | None = None) -> int:
+        """Pick a target by weight: ``weight`` out of 100 requests (or units, when ``unit`` is given) get that version."""
         if len(alias.targets) == 1:
             return alias.targets[0].version
+        if unit is not None:  # the platform's one sticky hash, salted per prompt alias
+            from lambdas.runtime.experiments.assignment import assign
+
+            chosen = assign(unit, [(str(t.version), t.weight) for t in alias.targets], salt=f"prompt:{alias.prompt_id}:{alias.name}")
+            return int(chosen)
         draw = self._rng.randrange(100)
         first = alias.targets[0]
         return first.version if draw < first.weight else alias.targets[1].version

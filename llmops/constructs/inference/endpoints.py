@@ -471,12 +471,18 @@ class LlmEndpoint(_Endpoint):
 class EmbeddingEndpoint(_Endpoint):
     """The embeddings endpoint ``<name_prefix>-<inference.embeddings.name>`` (TEI), serverless or on instances."""
 
-    def __init__(self, scope: Construct, id: str, *, ctx: ServingContext) -> None:
+    def __init__(self, scope: Construct, id: str, *, ctx: ServingContext, arm: tuple[str, str, int] | None = None) -> None:
+        """``arm`` (name, model id, dimension): an embedding A/B arm's endpoint ``<prefix>-<name>-<arm>``, the
+        environment's embedding settings with the arm's model."""
         super().__init__(scope, id)
         cfg = ctx.env_config
         emb: EmbeddingEndpointConfig = cfg.inference.embeddings
+        suffix = ""
+        if arm is not None:
+            emb = emb.model_copy(update={"model_id": arm[1], "dimension": arm[2], "revision": "main"})
+            suffix = f"-{arm[0].lower()}"
         self.config = emb
-        self.endpoint_name = f"{cfg.name_prefix}-{emb.name}"
+        self.endpoint_name = f"{cfg.name_prefix}-{emb.name}{suffix}"
         self.primary_variant = "primary"
         self.dimension = emb.resolved_dimension()
         prefix = f"{BASE_MODELS_PREFIX}{emb.model_id}/{emb.revision}/"

@@ -149,14 +149,27 @@ class AuroraVectorStore(VectorStore):
             timeout=Duration.minutes(5), memory_size=256, log_retention=log_retention,
         )
         self.grant_write(self.schema_function)
-        provider = custom_resource_provider(self, "SchemaProvider", on_event=self.schema_function, key=key, log_retention=log_retention)
-        self.schema = CustomResource(
-            self, "Schema", service_token=provider.service_token, resource_type="Custom::PgVectorSchema",
-            properties={"SecretArn": self.secret.secret_arn, "Database": database_name, "Table": table_name,
+        self._schema_provider = custom_resource_provider(self, "SchemaProvider", on_event=self.schema_function, key=key, log_retention=log_retention)
+        self.schema = self._schema("Schema", table_name, dimension)
+        self.arm_schemas: dict[str, CustomResource] = {}
+
+    def _schema(self, id: str, table: str, dimension: int) -> CustomResource:
+        schema = CustomResource(
+            self, id, service_token=self._schema_provider.service_token, resource_type="Custom::PgVectorSchema",
+            properties={"SecretArn": self.secret.secret_arn, "Database": self.database_name, "Table": table,
                         "Dimension": str(dimension)},
         )
         # The writer instance, not just the cluster, must be up before the schema can be created.
-        self.schema.node.add_dependency(self.cluster.node.find_child("Writer"))
+        schema.node.add_dependency(self.cluster.node.find_child("Writer"))
+        return schema
+
+    def add_arm_index(self, arm: str, dimension: int) -> dict[str, str]:
+        """Table ``<table>_<arm>`` with its own vector column size and HNSW index, by the same schema function."""
+        table = f"{self.table_name}_{arm.lower().replace('-', '_')}"
+        if not _IDENTIFIER.match(table):
+            raise ValueError(f"arm {arm!r}: table {table!r} is not a lower-case SQL identifier of at most 55 characters")
+        self.arm_schemas[arm] = self._schema(f"ArmSchema{arm}", table, dimension)
+        return {"PG_TABLE": table, "EMBEDDING_DIMENSION": str(dimension)}
 
     # -- grants ------------------------------------------------------------------------------
 

@@ -182,19 +182,33 @@ class OpenSearchVectorStore(VectorStore):
         )
         self._grant_api(self.index_function.role)
         self._access.add("admins", self.index_function.role.role_arn)
-        provider = custom_resource_provider(self, "IndexProvider", on_event=self.index_function, key=key, log_retention=log_retention)
-        self.index = CustomResource(
-            self, "Index", service_token=provider.service_token, resource_type="Custom::VectorIndex",
+        self._index_provider = custom_resource_provider(self, "IndexProvider", on_event=self.index_function, key=key, log_retention=log_retention)
+        self._removal = "destroy" if removal_policy == RemovalPolicy.DESTROY else "retain"
+        self.index = self._index("Index", index_alias, dimension)
+        self.arm_indexes: dict[str, CustomResource] = {}
+
+    def _index(self, id: str, alias: str, dimension: int) -> CustomResource:
+        index = CustomResource(
+            self, id, service_token=self._index_provider.service_token, resource_type="Custom::VectorIndex",
             properties={
                 "CollectionEndpoint": self.collection.attr_collection_endpoint,
-                "Alias": index_alias,
+                "Alias": alias,
                 "Dimension": str(dimension),
-                "Space": space,
-                "RemovalPolicy": "destroy" if removal_policy == RemovalPolicy.DESTROY else "retain",
+                "Space": self.space,
+                "RemovalPolicy": self._removal,
             },
         )
-        self.index.node.add_dependency(self.access_policy)
-        self.index.node.add_dependency(self.vpc_endpoint)
+        index.node.add_dependency(self.access_policy)
+        index.node.add_dependency(self.vpc_endpoint)
+        return index
+
+    def add_arm_index(self, arm: str, dimension: int) -> dict[str, str]:
+        """Index and alias ``<alias>-<arm>`` (same collection, so the data-access rules on ``index/<collection>/*`` cover it)."""
+        alias = f"{self.index_alias}-{arm.lower()}"
+        if not re.fullmatch(r"[a-z][a-z0-9_-]{0,80}", alias):
+            raise ValueError(f"arm {arm!r}: index alias {alias!r} is not a valid lower-case index name")
+        self.arm_indexes[arm] = self._index(f"ArmIndex{arm}", alias, dimension)
+        return {"AOSS_INDEX": alias, "EMBEDDING_DIMENSION": str(dimension)}
 
     # -- grants ------------------------------------------------------------------------------
 

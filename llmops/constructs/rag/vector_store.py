@@ -36,6 +36,12 @@ class VectorStore(Construct):
         """Lambda environment variables naming this store (``VECTOR_STORE_BACKEND`` and its own)."""
         raise NotImplementedError
 
+    def add_arm_index(self, arm: str, dimension: int) -> dict[str, str]:
+        """An index of its own for embedding A/B arm ``arm``; returns the variables that point a function at it
+        (what differs from ``connection_environment``)."""
+        raise ValueError(f"{type(self).__name__}: this backend holds one index; an embedding A/B needs OpenSearch "
+                         "Serverless or Aurora pgvector")
+
 
 def principal_of(grantee: Any) -> iam.IGrantable:
     """A PlatformFunction or any IGrantable."""

@@ -495,3 +495,28 @@ def test_the_query_path_records_its_routing_decision_in_the_interaction_it_logs(
         assert review == expected
     flagged = [r for r in emf_records(capsys.readouterr().out) if "ReviewFlagged" in r]
     assert len(flagged) == (1 if review else 0)
+def test_the_logged_interaction_names_the_arm_that_answered(env):
+    # EXPERIMENTS as llmops/stacks/rag.py writes it: a model A/B on the endpoint; the caller's session_id decides.
+    from lambdas.runtime.experiments.assignment import assign
+    from lambdas.runtime.rag.interactions import InteractionLog
+
+    env.setenv("LLM_PROVIDER", "sagemaker")
+    env.setenv("LLM_ENDPOINT_NAME", "llm-tgi")
+    env.setenv("LLM_CONTAINER", "tgi")
+    env.setenv("EXPERIMENTS", json.dumps([{"name": "llm-test", "kind": "model-ab", "winner": None, "arms": [
+        {"name": "current", "weight": 50, "variant": "blue"}, {"name": "tuned", "weight": 50, "variant": "green"}]}]))
+    query_handler.interaction_log.cache_clear()
+    with mock_aws():
+        env.setenv("INTERACTIONS_TABLE", _interactions_table())
+        requests.post("http://motoapi.amazonaws.com/moto-api/static/sagemaker/endpoint-results",
+                      json={"region": "eu-west-1", "results": [{"Body": json.dumps([{"generated_text": "Within 30 days [1]."}]),
+                                                                "ContentType": "application/json"}]})
+        status, body = call({"question": "How many days do I have to ask for a refund?", "session_id": "user-7"})
+        assert status == 200, body
+        record = InteractionLog("t-interactions").get(body["interaction_id"])
+    query_handler.interaction_log.cache_clear()
+    arm = assign("user-7", [("current", 50), ("tuned", 50)], salt="llm-test")
+    meta = record["metadata"]
+    assert (meta["experiment"], meta["arm"], body["arm"]) == ("llm-test", arm, arm)
+    assert meta["variant"] == {"current": "blue", "tuned": "green"}[arm]  # moto names no InvokedProductionVariant: the target
+    assert meta["embedding_model"] == "sentence-transformers/all-MiniLM-L6-v2" and meta["prompt_version"] == 0

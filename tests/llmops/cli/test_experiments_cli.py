@@ -148,3 +148,30 @@ def test_judge_reads_the_metrics_table_in_s3_and_logs_to_the_given_tracking_uri(
     assert cli(["experiments", "judge", "answer-v2", "--env", "staging", "--records", str(records), "--json", "--no-mlflow"]) == 0
     assert json.loads(capsys.readouterr().out)["samples"] == {"v1": 50, "v2": 50}
     assert cli(["experiments", "judge", "answer-v2", "--env", "staging", "--aws", "--local"]) == 2
+EMBEDDING_EXPERIMENT = {
+    "kind": "embedding-ab", "end": "2099-12-31", "arms": [
+        {"name": "minilm", "weight": 50, "model": "sentence-transformers/all-MiniLM-L6-v2", "dimension": 384},
+        {"name": "bge", "weight": 50, "model": "BAAI/bge-base-en-v1.5", "dimension": 768}],
+}
+
+
+def test_backfill_queues_every_current_document_of_an_embedding_experiment(config_file, monkeypatch, capsys):
+    import boto3
+    from moto import mock_aws
+
+    text = config_file.read_text(encoding="utf-8").replace("      answer-v2:  # trying the shorter prompt\n", "      emb-test:\n"
+        + "".join(f"        {line}\n" for line in yaml.safe_dump(EMBEDDING_EXPERIMENT, sort_keys=False).splitlines())
+        + "      answer-v2:  # trying the shorter prompt\n", 1)
+    config_file.write_text(text, encoding="utf-8")
+    for name, value in {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x", "AWS_DEFAULT_REGION": "eu-west-1"}.items():
+        monkeypatch.setenv(name, value)
+    with mock_aws():
+        s3, sqs = boto3.client("s3"), boto3.client("sqs")
+        s3.create_bucket(Bucket="data", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+        for key in ("uploads/a.txt", "curated/b.md", "raw/c.txt"):
+            s3.put_object(Bucket="data", Key=key, Body=b"text")
+        queue = sqs.create_queue(QueueName="ingest")["QueueUrl"]
+        assert cli(["experiments", "backfill", "emb-test", "--bucket", "data", "--queue-url", queue]) == 0
+        assert "2 document(s) queued for ingestion into every arm of emb-test" in capsys.readouterr().out
+        assert cli(["experiments", "backfill", "answer-v2", "--bucket", "data", "--queue-url", queue]) == 2
+        assert "experiments.answer-v2: not an embedding-ab experiment; declared: emb-test" in capsys.readouterr().err

@@ -128,6 +128,9 @@ def test_ask_json_cites_sources(cli, workspace, indexed):
     assert record["question"] == "How many days do customers have to request a refund?"
     assert record["response"] == answer["answer"] and len(record["contexts"]) == 2
     assert record["metadata"]["scores"][0] == top["score"]
+    # Which prompt version, model and embedding model answered: what `llmops experiments judge --local` splits by.
+    assert record["metadata"]["prompt_version"] == answer["prompt_version"] and "model" in record["metadata"]
+    assert record["metadata"]["embedding_model"] == "sentence-transformers/all-MiniLM-L6-v2"
     code, out, err = cli("monitor", "score", str(log), "--json", "--no-model")
     assert code == 0, err
     assert json.loads(out.splitlines()[-1])["context_count"] == 2

@@ -49,3 +49,14 @@ def test_shadow_variants_count_their_instances_and_async_endpoints_idle_at_zero(
 def test_inference_switched_off_costs_nothing():
     env = config_with("prod", {"capabilities": {"inference": False}}).get("prod")
     assert _endpoint_lines(estimate(env)) == {}
+
+
+def test_an_embedding_ab_arm_on_sagemaker_pays_its_own_warm_endpoint():
+    arms = [{"name": "minilm", "weight": 50, "model": "sentence-transformers/all-MiniLM-L6-v2", "dimension": 384},
+            {"name": "bge", "weight": 50, "model": "BAAI/bge-base-en-v1.5", "dimension": 768}]
+    exp = {"kind": "embedding-ab", "end": "2099-12-31", "arms": arms}
+    lines = _endpoint_lines(estimate(config_with("prod", {"experiments": {"emb-test": exp}}).get("prod")))
+    arm = lines["embedding A/B arm bge endpoint (ml.m5.xlarge x 1)"]
+    assert arm.cost == pytest.approx(24 * 0.23) and "embedding-ab arm bge" in arm.quantity_from
+    titan = {**exp, "arms": [arms[0], {"name": "titan", "weight": 50, "model": "amazon.titan-embed-text-v2:0", "dimension": 512}]}
+    assert not any("A/B arm" in item for item in _endpoint_lines(estimate(config_with("prod", {"experiments": {"emb-test": titan}}).get("prod"))))
