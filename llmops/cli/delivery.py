@@ -134,13 +134,17 @@ def run_build(args: argparse.Namespace) -> int:
         aliases = {f.prompt_id: list(f.aliases) for f in load_prompt_dir(REPO_ROOT / "prompts").files if f.aliases}
     embedding = None
     if env.capabilities.rag:
-        embedding = {"model": "sentence-transformers/all-MiniLM-L6-v2" if env.rag.embedding_provider == "sagemaker"
+        embedding = {"model": env.inference.embeddings.model_id if env.rag.embedding_provider == "sagemaker"
                      else env.rag.embedding_model_id, "dimension": env.vector_store.dimension, "index": f"{env.name_prefix}-rag"}
+    from llmops.delivery.release import served_images
+
+    images = served_images(env)  # the tags the source environment serves (the committed image table)
     name = args.name or dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
     try:
         manifest, warnings = build_release(
             name=name, source_environment=env.name, sagemaker=session.client("sagemaker"), s3=session.client("s3"),
             prompt_store=store, package_groups=groups, prompt_aliases=aliases, embedding=embedding,
+            images=images,
         )
         parse_release(manifest)
     except (ReleaseBuildError, ReleaseError) as err:

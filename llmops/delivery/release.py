@@ -204,7 +204,44 @@ def environment_problems(manifest: ReleaseManifest, env: EnvironmentConfig) -> l
     if manifest.embedding is not None and env.capabilities.rag and env.vector_store.dimension != manifest.embedding.dimension:
         problems.append(f"embedding.dimension: {manifest.embedding.model} gives {manifest.embedding.dimension} values but "
                         f"vector_store.dimension is {env.vector_store.dimension}")
+    if manifest.embedding is not None and env.capabilities.rag and env.rag.embedding_provider == "bedrock" \
+            and manifest.embedding.model != env.rag.embedding_model_id:
+        # A Bedrock model is named in the functions' environment, not served by a stack here: config must agree.
+        problems.append(f"embedding.model: the release pins {manifest.embedding.model} but rag.embedding_model_id is "
+                        f"{env.rag.embedding_model_id}; the index was built with the pinned model")
     return problems
+
+
+def served_images(env: EnvironmentConfig) -> dict[str, str]:
+    """Container family -> image URI (the committed table's tag) of what the environment serves: the release pins them."""
+    from llmops.inference import image_table
+
+    table = image_table()["families"]
+    families = set()
+    if env.capabilities.inference:
+        llm = env.inference.llm
+        families |= {llm.container} | {v.container or llm.container for v in llm.variants.values()}
+        if env.inference.embeddings.enabled:
+            families.add(env.inference.embeddings.container)
+    region = env.region or "us-east-1"
+    out = {}
+    for family in sorted(families):
+        row = table[family]
+        registry = row["registries"].get(region)
+        if registry is None:
+            raise ConfigError(f"environments.{env.name}.region: no {family} image registry in {region}")
+        suffix = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
+        out[family] = f"{registry}.dkr.ecr.{region}.{suffix}/{row['repository']}:{row['tag']}"
+    return out
+
+
+def embedding_model_pin(env: EnvironmentConfig, manifest: ReleaseManifest | None) -> str | None:
+    """The embedding model the environment's own embeddings endpoint serves under a release, or None (config's)."""
+    if manifest is None or manifest.embedding is None:
+        return None
+    if env.rag.embedding_provider != "sagemaker" or env.rag.embedding_endpoint_name:
+        return None  # Bedrock (checked above) or an endpoint made elsewhere
+    return manifest.embedding.model
 
 
 def release_for_environment(env: EnvironmentConfig) -> ReleaseManifest | None:

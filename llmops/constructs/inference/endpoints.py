@@ -481,6 +481,12 @@ class EmbeddingEndpoint(_Endpoint):
         if arm is not None:
             emb = emb.model_copy(update={"model_id": arm[1], "dimension": arm[2], "revision": "main"})
             suffix = f"-{arm[0].lower()}"
+        elif ctx.release is not None:
+            from llmops.delivery.release import embedding_model_pin
+
+            pinned = embedding_model_pin(cfg, ctx.release)
+            if pinned and pinned != emb.model_id:  # the release's model, the one the index was built with
+                emb = emb.model_copy(update={"model_id": pinned, "dimension": ctx.release.embedding.dimension})
         self.config = emb
         self.endpoint_name = f"{cfg.name_prefix}-{emb.name}{suffix}"
         self.primary_variant = "primary"

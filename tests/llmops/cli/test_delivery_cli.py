@@ -82,3 +82,20 @@ def test_gate_reads_the_experiment_verdict_and_stops_on_a_worse_arm(monkeypatch,
         assert cli(args) == 1
         assert "v2 is worse than v1 on relevance: 0.52 vs 0.61" in capsys.readouterr().err
         assert cli(args + ["--offline"]) == 0
+
+
+def test_a_release_pins_the_images_the_source_environment_serves():
+    from llmops.config import load_config
+    from llmops.delivery.release import image_tag_pins, parse_release, served_images
+    from llmops.inference import image
+
+    dev = load_config().get("dev")
+    images = served_images(dev)
+    assert set(images) == {dev.inference.llm.container, dev.inference.embeddings.container}
+    for family, uri in images.items():
+        row = image(family)
+        assert uri == f"{row['registries']['us-east-1']}.dkr.ecr.us-east-1.amazonaws.com/{row['repository']}:{row['tag']}"
+    # The manifest accepts them, and synth reads back exactly the committed tag.
+    manifest = parse_release({"schema_version": 1, "name": "r", "source_environment": "dev",
+                              "created": "2026-12-02T00:00:00+00:00", "models": {}, "prompts": {}, "images": images})
+    assert image_tag_pins(manifest) == {f: (image(f)["repository"], image(f)["tag"]) for f in images}

@@ -137,3 +137,29 @@ def test_the_source_key_and_bucket_grant_only_the_reading_accounts_artifact_role
     (policy,) = policies
     (bucket_statement,) = [s for s in policy["Properties"]["PolicyDocument"]["Statement"] if s.get("Sid") == "FineTunedModelReaders"]
     assert bucket_statement["Condition"] == {"ArnLike": {"aws:PrincipalArn": roles}}
+
+
+def test_the_embeddings_endpoint_serves_the_released_embedding_model(tmp_path_factory):
+    pin = {"model": "BAAI/bge-small-en-v1.5", "dimension": 384, "index": "llmops-dev-rag"}
+    t = inference("staging", release=manifest(tmp_path_factory, embedding=pin),
+                  inference={"llm": {"model": {"source": "base-model"}}})
+    emb = next(r["Properties"] for k, r in t.find_resources("AWS::SageMaker::Model").items() if k.startswith("Embeddings"))
+    # The model's files come from the artifacts bucket under base-models/<pinned model>/<revision>/.
+    assert "base-models/BAAI/bge-small-en-v1.5/main/" in json.dumps(emb["PrimaryContainer"]["ModelDataSource"])
+    unpinned = inference("staging", release=manifest(tmp_path_factory), inference={"llm": {"model": {"source": "base-model"}}})
+    emb = next(r["Properties"] for k, r in unpinned.find_resources("AWS::SageMaker::Model").items() if k.startswith("Embeddings"))
+    assert "base-models/sentence-transformers/all-MiniLM-L6-v2/main/" in json.dumps(emb["PrimaryContainer"]["ModelDataSource"])
+
+
+def test_a_bedrock_embedding_model_other_than_the_release_pin_stops_synth(tmp_path_factory):
+    from llmops.config import load_config
+    from llmops.delivery.release import ReleaseManifest, environment_problems
+
+    env = load_config().get("staging").model_copy(deep=True)
+    env = env.model_copy(update={"rag": env.rag.model_copy(update={"embedding_provider": "bedrock",
+                                                                    "embedding_model_id": "amazon.titan-embed-text-v2:0"})})
+    data = json.loads(open(manifest(tmp_path_factory, embedding={"model": "cohere.embed-english-v3", "dimension": 1024,
+                                                                  "index": "i"})).read())
+    problems = environment_problems(ReleaseManifest.model_validate(data), env)
+    assert any("embedding.model: the release pins cohere.embed-english-v3 but rag.embedding_model_id is "
+               "amazon.titan-embed-text-v2:0" in p for p in problems)
