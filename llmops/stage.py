@@ -84,15 +84,7 @@ class LlmOpsStage(Stage):
                 stack_name=f"{cfg.name_prefix}-fine-tuning",
                 description=f"LLMOps {cfg.name}: fine-tuning pipelines, model registry and approvals",
             )
-        if caps.monitoring:
-            from llmops.stacks.monitoring import MonitoringStack
-
-            self.monitoring = MonitoringStack(
-                self, "Monitoring", foundation=foundation, env_config=cfg, stack_name=f"{cfg.name_prefix}-monitoring",
-                description=f"LLMOps {cfg.name}: drift alarms, metrics table, retraining loop",
-            )
-            if getattr(self, "fine_tuning", None) is not None:
-                self.monitoring.add_dependency(self.fine_tuning)  # starts its pipelines
+        self.human_review = None
         if caps.human_review:
             from llmops.stacks.human_review import HumanReviewStack
 
@@ -103,6 +95,19 @@ class LlmOpsStage(Stage):
                 stack_name=f"{cfg.name_prefix}-human-review",
                 description=f"LLMOps {cfg.name}: A2I review of LLM answers, routing, results into datasets",
             )
+
+        if caps.monitoring:
+            from llmops.stacks.monitoring import MonitoringStack
+
+            # After RAG, inference and human review: it scores their traffic and routes to review
+            # (the review stack never depends on monitoring).
+            self.monitoring = MonitoringStack(
+                self, "Monitoring", foundation=foundation, env_config=cfg, stack_name=f"{cfg.name_prefix}-monitoring",
+                inference=self.inference, rag=getattr(self, "rag", None), human_review=self.human_review,
+                description=f"LLMOps {cfg.name}: capture and interaction scoring, drift alarms, metrics table, retraining, dashboard",
+            )
+            if getattr(self, "fine_tuning", None) is not None:
+                self.monitoring.add_dependency(self.fine_tuning)  # starts its pipelines
 
         tags = cfg.tags
         for key, value in tags.items():
