@@ -14,11 +14,11 @@ from lambdas.runtime.monitoring.metrics import METRIC_SET_VERSION
 BASELINE_FORMAT = "llmops-monitoring-baseline"
 BINS = 10
 MAX_SAMPLE = 5000  # values kept per metric for the KS test; evenly spaced order statistics beyond that
-# Defaults of config monitoring.drift (psi_threshold, ks_pvalue, ks_threshold); tests/test_config.py
+# Defaults of config monitoring.drift (psi_threshold, ks_pvalue, ks_threshold); tests/llmops/stacks/test_monitoring_stack.py
 # checks they stay equal, and the CLI, the scorer and the alarms take the configured values.
 PSI_THRESHOLD = 0.2  # the usual "significant shift" cut-off for the population stability index
 KS_PVALUE = 0.01
-KS_MIN_STATISTIC = 0.2  # with thousands of records KS flags tiny shifts; require a visible one too
+KS_MIN_STATISTIC = 0.1  # with thousands of records KS flags tiny shifts; require a visible one too
 MIN_RECORDS = 20
 
 
