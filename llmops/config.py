@@ -213,6 +213,7 @@ class RagConfig(_Model):
     max_question_chars: int = Field(2000, ge=16, le=100_000)
     prompt_id: str = "rag-answer"
     prompt_alias: str = "prod"
+    interaction_retention_days: int = Field(30, ge=1, le=3650)  # questions and answers kept in the interaction log
     aoss: AossConfig = AossConfig()
     aurora: AuroraConfig = AuroraConfig()
     kendra: KendraConfig = KendraConfig()

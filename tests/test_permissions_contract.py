@@ -36,6 +36,7 @@ ALIASES = {
     "arn:aws:iam::*:role/labeling": "LABELING_ROLE_ARN",
     "arn:aws:iam::*:role/a2i": "RoleArn",
     "decisions": "DECISIONS_TABLE",
+    "*interactions": "INTERACTIONS_TABLE",
     "arn:aws:sns:*:alerts": "TOPIC_ARN",
     "llmops-*-ft-*": "PIPELINES[0]",
 }

@@ -9,17 +9,20 @@ prompt versions can be compared.
 
 from __future__ import annotations
 
+import datetime as _dt
 import math
 import os
 from functools import lru_cache
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Logger, Metrics, single_metric
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.metrics import MetricUnit
 
 from lambdas.runtime.prompt_catalog.errors import PromptCatalogError
 from lambdas.runtime.monitoring.metrics import cheap_metrics
+from lambdas.runtime.monitoring.records import record_from_answer
 from lambdas.runtime.rag.embedders import embedder_from_env
+from lambdas.runtime.rag.interactions import InteractionLog, new_interaction_id
 from lambdas.runtime.rag.llm import PromptIncompatible, language_model_from_env
 from lambdas.runtime.rag.prompting import DEFAULT_PROMPT_ID, prompt_source_from_env
 from lambdas.runtime.rag.query import (
@@ -51,6 +54,30 @@ def pipeline() -> QueryPipeline:
         prompt_id=env.get("PROMPT_ID") or DEFAULT_PROMPT_ID,
         prompt_alias=env.get("PROMPT_ALIAS") or "prod",
     )
+
+
+@lru_cache(maxsize=1)
+def interaction_log() -> InteractionLog | None:
+    return InteractionLog.from_env(os.environ)
+
+
+def log_interaction(question: str, answer: Answer) -> str:
+    """Store the interaction (scorer, feedback, review and experiments read it); never fails the answer."""
+    interaction_id = new_interaction_id()
+    log = interaction_log()
+    if log is None:
+        return interaction_id
+    record = record_from_answer(question, answer, record_id=interaction_id,
+                                time=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+    try:
+        log.put(record)
+    except Exception:  # noqa: BLE001 - the caller still gets the answer; the metric's alarm tells the operator
+        # Its own EMF blob: the alarm watches it by service alone, without the prompt dimensions.
+        with single_metric(name="InteractionLogFailures", unit=MetricUnit.Count, value=1,
+                           default_dimensions={"service": os.environ.get("POWERTOOLS_SERVICE_NAME", "rag_query")}):
+            pass
+        logger.exception("interaction not logged", extra={"interaction_id": interaction_id, "request_id": _request_id()})
+    return interaction_id
 
 
 def emit_metrics(answer: Answer) -> None:
@@ -104,9 +131,11 @@ def query() -> dict | Response:
         return _error(400, "InvalidRequest", str(exc))
     emit_metrics(answer)
     emit_quality_metrics(request.question, answer)
+    interaction_id = log_interaction(request.question, answer)
     logger.info("answered", extra={"prompt_id": answer.prompt_id, "prompt_version": answer.prompt_version,
-                                    "chunks": len(answer.citations), "llm_called": answer.llm_called})
-    return answer.to_dict()
+                                    "chunks": len(answer.citations), "llm_called": answer.llm_called,
+                                    "interaction_id": interaction_id})
+    return {**answer.to_dict(), "interaction_id": interaction_id}
 
 
 ERROR_CODES = {502: "DependencyFailed", 503: "DependencyUnavailable", 504: "DependencyTimeout"}

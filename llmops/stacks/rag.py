@@ -15,8 +15,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from aws_cdk import CfnOutput, Duration, Stack
+from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
@@ -105,6 +107,7 @@ class RagStack(Stack):
         check_rag_config(cfg)
         self.env_config = cfg
         key, network, data = foundation.key, foundation.network, foundation.data
+        self.env_config_key_arn = key.key_arn
         log_retention = retention_days(cfg.log_retention_days)
         prefix = cfg.name_prefix
 
@@ -165,6 +168,9 @@ class RagStack(Stack):
             query_env["PG_CONNECT_TIMEOUT"] = str(QUERY_DB_CONNECT_TIMEOUT_S)
         if prompt_catalog is not None:  # else the default template in code (prompt "rag-answer", version 0)
             query_env["PROMPT_TABLE_NAME"] = prompt_catalog.table_name
+        self.interactions = self._interaction_log(cfg, key)
+        query_env["INTERACTIONS_TABLE"] = self.interactions.table_name
+        query_env["INTERACTION_RETENTION_DAYS"] = str(rag.interaction_retention_days)
         self.query_function = PlatformFunction(
             self, "QueryFunction", invoked_by="the RAG query REST API (API Gateway proxy integration)", entry="rag_query", runtime_packages=["rag", "prompt_catalog", "monitoring"], key=key, network=network,
             needs_vpc=self.needs_vpc,
@@ -179,10 +185,47 @@ class RagStack(Stack):
             self._grant_model(self.query_function, rag.llm_provider, self.llm_endpoint, rag.llm_model_id, "Llm")
         if prompt_catalog is not None:
             prompt_catalog.grant_render(self.query_function.role)
+        self.query_function.role.add_to_principal_policy(iam.PolicyStatement(
+            sid="WriteInteractions", actions=["dynamodb:PutItem"], resources=[self.interactions.table_arn]))
+        self.query_function.role.add_to_principal_policy(iam.PolicyStatement(
+            sid="EncryptInteractions", actions=["kms:GenerateDataKey", "kms:Decrypt"], resources=[key.key_arn]))
         self.api = self._api(key, log_retention)
         foundation.alarm_action(*api_alarms(self, "QueryApi", self.api, [self.query_function.function]))
+        foundation.alarm_action(cloudwatch.Alarm(
+            self, "InteractionLogFailures",
+            metric=cloudwatch.Metric(namespace="LLMOps", metric_name="InteractionLogFailures", statistic="Sum",
+                                     period=Duration.minutes(5), dimensions_map={"service": "rag_query"}),
+            threshold=1, evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            alarm_description="RAG answers were returned but not logged: monitoring, feedback and review miss them",
+        ))
 
     # -- pieces ----------------------------------------------------------------------------------
+
+    def _interaction_log(self, cfg: EnvironmentConfig, key: Any) -> dynamodb.Table:
+        """One item per answer (lambdas/runtime/rag/interactions.py); its stream feeds the batch scorer."""
+        return dynamodb.Table(
+            self, "Interactions", table_name=f"{cfg.name_prefix}-interactions",
+            partition_key=dynamodb.Attribute(name="interaction_id", type=dynamodb.AttributeType.STRING),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST, time_to_live_attribute="expires_at",
+            encryption=dynamodb.TableEncryption.CUSTOMER_MANAGED, encryption_key=key,
+            stream=dynamodb.StreamViewType.NEW_AND_OLD_IMAGES,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(point_in_time_recovery_enabled=True),
+            removal_policy=removal_policy(cfg) if removal_policy(cfg) != RemovalPolicy.SNAPSHOT else RemovalPolicy.RETAIN,
+        )
+
+    def grant_interactions_read(self, grantee: iam.IGrantable) -> None:
+        """Read interaction items and the table's stream (the batch scorer, the judge, human review)."""
+        grantee.grant_principal.add_to_principal_policy(iam.PolicyStatement(
+            actions=["dynamodb:GetItem", "dynamodb:Query"], resources=[self.interactions.table_arn]))
+        grantee.grant_principal.add_to_principal_policy(iam.PolicyStatement(
+            actions=["dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"],
+            resources=[self.interactions.table_stream_arn]))
+        grantee.grant_principal.add_to_principal_policy(iam.PolicyStatement(
+            actions=["dynamodb:ListStreams"], resources=[f"{self.interactions.table_arn}/stream/*"]))
+        grantee.grant_principal.add_to_principal_policy(iam.PolicyStatement(
+            actions=["kms:Decrypt"], resources=[self.env_config_key_arn]))
 
     def _ingestion(self, foundation: FoundationStack, common_env: dict[str, str], log_retention: logs.RetentionDays) -> None:
         cfg, key, data = self.env_config, foundation.key, foundation.data

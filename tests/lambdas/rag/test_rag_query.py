@@ -404,3 +404,59 @@ def test_an_unknown_route_is_a_404_not_the_catch_all_500(env):
     response = query_handler.handler(api_event({"question": "q"}, path="/nope"), LambdaContext())
     body = json.loads(response["body"])
     assert response["statusCode"] == 404 and body["error"] == "NotFound" and body["request_id"] == REQUEST_ID
+
+
+def _interactions_table(name: str = "t-interactions") -> str:
+    boto3.client("dynamodb").create_table(
+        TableName=name, KeySchema=[{"AttributeName": "interaction_id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "interaction_id", "AttributeType": "S"}], BillingMode="PAY_PER_REQUEST")
+    return name
+
+
+def test_every_answer_is_logged_with_its_id_in_the_response(env):
+    from lambdas.runtime.rag.interactions import InteractionLog
+
+    env.setenv("LLM_PROVIDER", "sagemaker")
+    env.setenv("LLM_ENDPOINT_NAME", "llm-tgi")
+    env.setenv("LLM_CONTAINER", "tgi")
+    query_handler.interaction_log.cache_clear()
+    with mock_aws():
+        env.setenv("INTERACTIONS_TABLE", _interactions_table())
+        env.setenv("INTERACTION_RETENTION_DAYS", "7")
+        requests.post("http://motoapi.amazonaws.com/moto-api/static/sagemaker/endpoint-results",
+                      json={"region": "eu-west-1", "results": [{"Body": json.dumps([{"generated_text": "Within 30 days [1]."}]),
+                                                                "ContentType": "application/json"}]})
+        status, body = call({"question": "How many days do I have to ask for a refund?"})
+        assert status == 200, body
+        item = boto3.client("dynamodb").get_item(TableName="t-interactions",
+                                                 Key={"interaction_id": {"S": body["interaction_id"]}})["Item"]
+        record = InteractionLog("t-interactions").get(body["interaction_id"])
+    query_handler.interaction_log.cache_clear()
+    assert int(item["expires_at"]["N"]) - int(__import__("datetime").datetime.fromisoformat(item["recorded_at"]["S"]).timestamp()) == 7 * 86400
+    assert (item["prompt_id"]["S"], item["prompt_version"]["N"]) == ("rag-answer", "0")
+    # The monitoring record format: the batch scorer and `llmops monitor score` read the same shape.
+    from lambdas.runtime.monitoring.records import validate_record
+
+    interaction = validate_record(record)
+    assert interaction.question == "How many days do I have to ask for a refund?"
+    assert interaction.response == "Within 30 days [1]." and len(interaction.contexts) == 3
+    assert record["metadata"]["id"] == body["interaction_id"] and record["metadata"]["source"] == "rag"
+
+
+def test_a_failed_log_write_still_answers_and_counts_the_failure(env, capsys):
+    env.setenv("LLM_PROVIDER", "sagemaker")
+    env.setenv("LLM_ENDPOINT_NAME", "llm-tgi")
+    env.setenv("LLM_CONTAINER", "tgi")
+    query_handler.interaction_log.cache_clear()
+    with mock_aws():
+        env.setenv("INTERACTIONS_TABLE", "no-such-table")
+        requests.post("http://motoapi.amazonaws.com/moto-api/static/sagemaker/endpoint-results",
+                      json={"region": "eu-west-1", "results": [{"Body": json.dumps([{"generated_text": "Yes [1]."}]),
+                                                                "ContentType": "application/json"}]})
+        status, body = call({"question": "How many days do I have to ask for a refund?"})
+    query_handler.interaction_log.cache_clear()
+    assert status == 200 and body["answer"] == "Yes [1]." and body["interaction_id"]
+    failures = [r for r in emf_records(capsys.readouterr().out) if "InteractionLogFailures" in r]
+    assert len(failures) == 1
+    # Its own blob, by service only: the alarm in RagStack matches these dimensions exactly.
+    assert failures[0]["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["service"]]

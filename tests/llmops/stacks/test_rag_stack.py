@@ -297,3 +297,26 @@ def test_rag_invokes_the_inference_stacks_endpoints_unless_config_names_others()
     query = next(r for r in functions(template_of(other.rag)).values() if "LLM_ENDPOINT_NAME" in json.dumps(r))
     assert query["Properties"]["Environment"]["Variables"]["LLM_CONTAINER"] == "tgi"
     assert "endpoint/shared-llm" in json.dumps(list(statements(template_of(other.rag))))
+
+
+@pytest.mark.parametrize("env", ["dev", "staging"])
+def test_interaction_log_is_an_encrypted_streamed_table_the_query_function_only_appends_to(env, dev, staging):
+    template = {"dev": dev, "staging": staging}[env]
+    [(logical, table)] = [(k, v) for k, v in template.find_resources("AWS::DynamoDB::Table").items()
+                          if v["Properties"].get("TableName", "").endswith("-interactions")]
+    props = table["Properties"]
+    assert props["KeySchema"] == [{"AttributeName": "interaction_id", "KeyType": "HASH"}]
+    assert props["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    assert props["StreamSpecification"] == {"StreamViewType": "NEW_AND_OLD_IMAGES"}
+    assert props["SSESpecification"]["SSEEnabled"] is True and "KMSMasterKeyId" in props["SSESpecification"]
+    assert props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+    query = functions(template)["lambdas.rag_query.handler.handler"]["Properties"]["Environment"]["Variables"]
+    assert query["INTERACTIONS_TABLE"] == {"Ref": logical} and query["INTERACTION_RETENTION_DAYS"] == "30"
+    writes = [s for s in statements(template)
+              if any(a.startswith("dynamodb:") for a in as_list(s["Action"]))
+              and {"Fn::GetAtt": [logical, "Arn"]} in as_list(s["Resource"])]
+    assert [as_list(s["Action"]) for s in writes] == [["dynamodb:PutItem"]]
+    alarm = [a for a in template.find_resources("AWS::CloudWatch::Alarm").values()
+             if a["Properties"].get("MetricName") == "InteractionLogFailures"]
+    assert len(alarm) == 1 and alarm[0]["Properties"]["Dimensions"] == [{"Name": "service", "Value": "rag_query"}]
+    assert alarm[0]["Properties"]["AlarmActions"]
