@@ -28,7 +28,7 @@ from typing import Any
 
 from lambdas.runtime.monitoring import drift as d
 from lambdas.runtime.monitoring.capture import Parsed, Rejected, parse_lines
-from lambdas.runtime.monitoring.records import RecordError, validate_record
+from lambdas.runtime.monitoring.records import validate_record
 from lambdas.runtime.monitoring.scoring import metric_set, score_records
 
 NAMESPACE = "LLMOps/Monitoring"
@@ -168,7 +168,7 @@ def sort_stream(records: Sequence[Mapping[str, Any]], item_to_record: Any) -> St
         try:
             record = item_to_record(new)
             validate_record(record)
-        except (RecordError, ValueError, KeyError, TypeError) as exc:
+        except Exception as exc:  # decoding is pure (no I/O): any failure is this item's data, quarantined
             out.undecodable.append((seq, item_id, f"interaction {item_id or '?'}: {exc}"))
             continue
         metadata = dict(record.get("metadata") or {})

@@ -255,7 +255,6 @@ def _received(aws):
 
 
 def test_stream_inserts_are_scored_and_routed_by_the_rules_and_the_query_path_flag(aws):
-    pytest.importorskip("lambdas.runtime.rag.interactions", reason="the interaction log lands with main's 'Interaction log' commit")
     s3 = aws["s3"]
     good = _interaction("i-good", "How long is the refund window?", "Refunds are accepted within 30 days.",
                         experiment="prompt-ab", arm="b", variant="AllTraffic", embedding_model="minilm")
@@ -286,7 +285,6 @@ def test_stream_inserts_are_scored_and_routed_by_the_rules_and_the_query_path_fl
 
 
 def test_negative_feedback_on_a_modify_is_routed_once(aws):
-    pytest.importorskip("lambdas.runtime.rag.interactions", reason="the interaction log lands with main's 'Interaction log' commit")
     before = _interaction("i-1", "How long is the refund window?", "Refunds are accepted within 30 days.")
     down = {**before, "feedback": {"rating": "down", "comment": "wrong", "at": "2026-12-02T13:05:00Z"}}
     up = {**before, "feedback": {"rating": "up", "at": "2026-12-02T13:05:00Z"}}
@@ -298,7 +296,6 @@ def test_negative_feedback_on_a_modify_is_routed_once(aws):
 
 
 def test_an_undecodable_item_is_quarantined_and_a_failure_reports_the_first_record(aws, monkeypatch):
-    pytest.importorskip("lambdas.runtime.rag.interactions", reason="the interaction log lands with main's 'Interaction log' commit")
     bad = {"interaction_id": "i-bad", "recorded_at": "2026-12-02T13:00:00Z", "record": "{not json"}
     good = _interaction("i-good", "Q?", "A.")
     assert aws["handler"].handler(_stream(("INSERT", bad, None), ("INSERT", good, None)), LambdaContext()) == {"batchItemFailures": []}

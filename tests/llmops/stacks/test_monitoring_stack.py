@@ -200,3 +200,17 @@ def test_dashboard_problem_labels_are_the_review_forms():
     from llmops.stacks.monitoring import REVIEW_PROBLEMS
 
     assert REVIEW_PROBLEMS == PROBLEMS
+
+
+def test_the_interaction_log_stream_feeds_the_scorer_with_bisect_partial_batches_and_an_on_failure_dlq(dev):
+    mappings = [m["Properties"] for m in dev.find_resources("AWS::Lambda::EventSourceMapping").values()
+                if m["Properties"].get("StartingPosition")]
+    (stream,) = mappings
+    assert stream["BisectBatchOnFunctionError"] is True and stream["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert stream["DestinationConfig"]["OnFailure"]["Destination"] and stream["MaximumRetryAttempts"] == 5
+    patterns = [json.loads(f["Pattern"]) for f in stream["FilterCriteria"]["Filters"]]
+    assert {"eventName": ["INSERT"]} in patterns
+    assert {"eventName": ["MODIFY"], "dynamodb": {"NewImage": {"feedback": {"M": {"rating": {"S": ["down"]}}}}}} in patterns
+    statements = json.dumps([s for k, p in dev.find_resources("AWS::IAM::Policy").items() if k.startswith("ScoreFunction")
+                             for s in p["Properties"]["PolicyDocument"]["Statement"]])
+    assert "dynamodb:GetRecords" in statements and "sqs:SendMessage" in statements
