@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import jsii
 from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_dynamodb as dynamodb
@@ -25,7 +26,7 @@ from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from llmops.config import DriftConfig, EnvironmentConfig
+from llmops.config import EnvironmentConfig
 from llmops.constructs.core import DeadLetterQueue, PlatformFunction, retention_days
 from llmops.constructs.core.lambda_bundle import LambdaBundle
 from llmops.nag import acknowledge_wildcard_resource
@@ -55,21 +56,26 @@ METRICS_TABLE_COLUMNS: tuple[tuple[str, str], ...] = (
 )
 
 
+@jsii.implements(lambda_.IEventSourceDlq)
+class _ExactSqsDlq:
+    """A stream mapping's on-failure queue with exact grants (``sources.SqsDlq`` adds kms:ReEncrypt*/GenerateDataKey*)."""
+
+    def __init__(self, queue: sqs.IQueue, key_arn: str) -> None:
+        self.queue, self.key_arn = queue, key_arn
+
+    def bind(self, _target: Any, target_handler: lambda_.IFunction) -> lambda_.DlqDestinationConfig:
+        target_handler.add_to_role_policy(iam.PolicyStatement(
+            sid="StreamFailuresToDeadLetterQueue", actions=["sqs:SendMessage"], resources=[self.queue.queue_arn]))
+        target_handler.add_to_role_policy(iam.PolicyStatement(
+            sid="EncryptStreamFailures", actions=["kms:GenerateDataKey", "kms:Decrypt"], resources=[self.key_arn]))
+        return lambda_.DlqDestinationConfig(destination=self.queue.queue_arn)
+
+
 def drift_metric(use_case: str, metric: str, statistic: str) -> cloudwatch.Metric:
-    """``Drift`` of one metric of one use case: ``PSI``, ``KS`` (the statistic) or ``KSPValue``."""
+    """``Drift`` of one metric of one use case: ``Rule`` (the verdict), ``PSI``, ``KS`` (the statistic) or ``KSPValue``."""
     return cloudwatch.Metric(namespace=NAMESPACE, metric_name="Drift", statistic="Maximum" if statistic != "KSPValue" else "Minimum",
                              period=Duration.hours(1),
                              dimensions_map={"UseCase": use_case, "Metric": metric, "Statistic": statistic})
-
-
-def drift_rule_expression(use_case: str, metric: str, rule: DriftConfig) -> cloudwatch.MathExpression:
-    """1 where the drift rule holds, else 0 (the alarms' metric math; the scorer's rule is DriftRule.drifted)."""
-    return cloudwatch.MathExpression(
-        expression=(f"IF(psi >= {rule.psi_threshold} || (ks >= {rule.ks_threshold} && p < {rule.ks_pvalue}), 1, 0)"),
-        using_metrics={"psi": drift_metric(use_case, metric, "PSI"), "ks": drift_metric(use_case, metric, "KS"),
-                       "p": drift_metric(use_case, metric, "KSPValue")},
-        label=f"drift {use_case} {metric}", period=Duration.hours(1),
-    )
 
 
 class MonitoringStack(Stack):
@@ -83,14 +89,16 @@ class MonitoringStack(Stack):
         use_cases = list(cfg.fine_tuning.use_cases) if cfg.capabilities.fine_tuning else []
 
         # --- drift alarms -------------------------------------------------------------------------
-        # One rule (config monitoring.drift, the CLI and the scorer use it too): PSI >= psi_threshold,
-        # or KS p < ks_pvalue with statistic >= ks_threshold; the scorer publishes all three per metric.
+        # One rule (config monitoring.drift; the CLI uses it too): PSI >= psi_threshold, or KS p < ks_pvalue
+        # with statistic >= ks_threshold. The scorer applies it (DriftRule, thresholds from this config)
+        # and publishes its verdict as Statistic=Rule (1 drift, 0 not) beside PSI, KS and KSPValue; the
+        # alarm reads the verdict: one alarm metric ($0.10/month) where metric math over three costs three.
         self.drift_alarms: list[cloudwatch.Alarm] = []
         for use_case in use_cases:
             for metric in mon.drift.metrics:
                 alarm = cloudwatch.Alarm(
                     self, f"Drift-{use_case}-{metric}", alarm_name=f"{self.alarm_prefix}{use_case}-{metric}",
-                    metric=drift_rule_expression(use_case, metric, mon.drift),
+                    metric=drift_metric(use_case, metric, "Rule"),
                     alarm_description=(f"{metric} of {use_case} drifted from its baseline (PSI >= {mon.drift.psi_threshold}, "
                                        f"or KS >= {mon.drift.ks_threshold} with p < {mon.drift.ks_pvalue})"),
                     threshold=1, evaluation_periods=mon.drift.evaluation_periods,
@@ -255,12 +263,13 @@ class MonitoringStack(Stack):
                 self.capture_queue, batch_size=5, max_batching_window=Duration.seconds(30), report_batch_item_failures=True))
 
         if interactions is not None:
-            rag.grant_interactions_read(fn.role)
+            # The mapping grants stream reads (DescribeStream/GetRecords/GetShardIterator/ListStreams, kms:Decrypt);
+            # the scorer reads nothing else of the table (the stream image carries the record).
             fn.function.add_event_source(sources.DynamoEventSource(
                 interactions, starting_position=lambda_.StartingPosition.TRIM_HORIZON, batch_size=200,
                 max_batching_window=Duration.seconds(60), bisect_batch_on_error=True, retry_attempts=5,
                 max_record_age=Duration.hours(24), report_batch_item_failures=True,
-                on_failure=sources.SqsDlq(self.score_dead_letter_queue),
+                on_failure=_ExactSqsDlq(self.score_dead_letter_queue, key.key_arn),
                 # Only what the scorer acts on: new interactions, and feedback turning negative (no TTL deletes).
                 filters=[
                     lambda_.FilterCriteria.filter({"eventName": lambda_.FilterRule.is_equal("INSERT")}),

@@ -43,29 +43,7 @@ AGGREGATED = ("toxicity", "prompt_toxicity", "sentiment", "readability", "repeti
 METADATA_COLUMNS = ("prompt_id", "prompt_version", "model", "experiment", "arm", "variant", "embedding_model")
 
 
-@dataclass(frozen=True)
-class DriftRule:
-    """The one drift rule (config ``monitoring.drift``): PSI ≥ psi_threshold, or KS p < ks_pvalue with statistic ≥ ks_threshold.
-
-    The CLI, this scorer and the alarms' metric-math expression (llmops/stacks/monitoring.py) all read it.
-    """
-
-    psi_threshold: float = d.PSI_THRESHOLD
-    ks_threshold: float = d.KS_MIN_STATISTIC
-    ks_pvalue: float = d.KS_PVALUE
-
-    def drifted(self, psi: float, ks_statistic: float, ks_pvalue: float) -> bool:
-        return psi >= self.psi_threshold or (ks_pvalue < self.ks_pvalue and ks_statistic >= self.ks_threshold)
-
-    def options(self) -> dict[str, float]:
-        """Keyword arguments of ``drift.drift``."""
-        return {"psi_threshold": self.psi_threshold, "ks_min_statistic": self.ks_threshold, "ks_pvalue": self.ks_pvalue}
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> "DriftRule":
-        return cls(float(env.get("DRIFT_PSI_THRESHOLD", d.PSI_THRESHOLD)),
-                   float(env.get("DRIFT_KS_THRESHOLD", d.KS_MIN_STATISTIC)),
-                   float(env.get("DRIFT_KS_PVALUE", d.KS_PVALUE)))
+DriftRule = d.DriftRule  # the one rule; the scorer reads its thresholds from the environment (config)
 
 
 @dataclass(frozen=True)
@@ -332,12 +310,13 @@ def usable_baseline(baseline: Any, metrics: Sequence[str]) -> dict[str, Any]:
 
 
 def drift_data(use_case: str, results: Sequence[d.MetricDrift], now: datetime) -> list[dict[str, Any]]:
-    """``Drift`` with UseCase/Metric/Statistic = PSI, KS (statistic) and KSPValue: the alarms' inputs."""
+    """``Drift`` with UseCase/Metric/Statistic = Rule (the verdict the alarms read), PSI, KS and KSPValue."""
     data = []
     for r in results:
         if r.verdict not in ("drift", "ok"):
             continue  # insufficient/absent: no verdict, no datapoint (the alarm treats missing as fine)
-        for statistic, value in (("PSI", r.psi), ("KS", r.ks_statistic), ("KSPValue", r.ks_pvalue)):
+        for statistic, value in (("Rule", 1.0 if r.verdict == "drift" else 0.0), ("PSI", r.psi),
+                                 ("KS", r.ks_statistic), ("KSPValue", r.ks_pvalue)):
             data.append({"MetricName": "Drift", "Timestamp": now, "Value": float(value), "Unit": "None",
                          "Dimensions": [{"Name": "UseCase", "Value": use_case}, {"Name": "Metric", "Value": r.metric},
                                         {"Name": "Statistic", "Value": statistic}]})

@@ -183,9 +183,13 @@ def test_a_synthetic_shift_publishes_drift_that_the_rule_flags_and_no_shift_stay
     psi = _metric(cw, "Drift", dims + [{"Name": "Statistic", "Value": "PSI"}], "Maximum")
     ks = _metric(cw, "Drift", dims + [{"Name": "Statistic", "Value": "KS"}], "Maximum")
     p = _metric(cw, "Drift", dims + [{"Name": "Statistic", "Value": "KSPValue"}], "Minimum")
+    verdict = _metric(cw, "Drift", dims + [{"Name": "Statistic", "Value": "Rule"}], "Maximum")
     assert psi and ks and p
     rule = b.DriftRule(0.2, 0.2, 0.01)
-    assert rule.drifted(psi[0], ks[0], p[0])
+    assert rule.drifted(psi[0], ks[0], p[0]) and verdict == [1.0]  # what the alarm reads (threshold 1)
+    sentiment = _metric(cw, "Drift", [{"Name": "UseCase", "Value": "assistant"}, {"Name": "Metric", "Value": "sentiment"},
+                                      {"Name": "Statistic", "Value": "Rule"}], "Minimum")
+    assert sentiment == [0.0]  # the calm batch and the shift both left sentiment alone
     # The calm batch published too, below the rule.
     assert not rule.drifted(calm.drift["assistant"]["refusal"]["psi"], calm.drift["assistant"]["refusal"]["ks"],
                             calm.drift["assistant"]["refusal"]["ks_pvalue"])
