@@ -243,7 +243,9 @@ class MonitoringStack(Stack):
 
         if self.capture_endpoint:
             prefix = f"{CAPTURE_PREFIX}{self.capture_endpoint}/"
-            data.grant_read(fn.role, prefix)
+            # Read on all of capture/ (this environment's endpoints only write there); the rule below
+            # subscribes the LLM endpoint's prefix alone.
+            data.grant_read(fn.role, CAPTURE_PREFIX)
             self.capture_queue = sqs.Queue(
                 self, "CaptureQueue", encryption=sqs.QueueEncryption.KMS, encryption_master_key=key, enforce_ssl=True,
                 visibility_timeout=Duration.seconds(6 * SCORER_TIMEOUT_S), retention_period=Duration.days(4),

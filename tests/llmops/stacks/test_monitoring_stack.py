@@ -135,7 +135,7 @@ def test_scorer_permissions_are_scoped(dev):
     text = json.dumps(statements)
     put = [s for s in statements if s["Action"] == "cloudwatch:PutMetricData" and "Condition" in s]
     assert {"StringEquals": {"cloudwatch:namespace": "LLMOps/Monitoring"}} in [s["Condition"] for s in put]
-    for prefix in ("monitoring/metrics/*", "quarantine/monitoring/*", "monitoring/baselines/*", "capture/llmops-dev-llm/*"):
+    for prefix in ("monitoring/metrics/*", "quarantine/monitoring/*", "monitoring/baselines/*", "capture/*"):
         assert prefix in text, prefix
 
 
