@@ -8,6 +8,7 @@ then lands in the DLQ / on-failure destination, alarmed.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from datetime import datetime, timezone
@@ -47,8 +48,6 @@ def baseline(use_case: str) -> Any:
 
 def _capture_object(message: dict[str, Any]) -> dict[str, Any]:
     """One SQS message: an EventBridge S3 "Object Created" event for a capture file."""
-    import json
-
     event = json.loads(message["body"])
     detail = event.get("detail") or {}
     bucket = (detail.get("bucket") or {}).get("name")
