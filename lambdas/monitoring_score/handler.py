@@ -2,8 +2,9 @@
 
 Thin over ``lambdas.runtime.monitoring.batch``: per-record rows to the metrics table, aggregates and
 drift to CloudWatch, malformed lines quarantined, routed answers to human review. Both event sources
-get partial batch responses: a failed SQS message or stream record is retried (the stream bisects),
-then lands in the DLQ / on-failure destination, alarmed.
+are retried: a failed SQS message is reported alone (partial batch response); a failed stream batch
+fails the invocation so Lambda bisects it; what keeps failing lands in the DLQ / on-failure
+destination, alarmed.
 """
 
 from __future__ import annotations
@@ -96,11 +97,11 @@ def _stream(event: dict[str, Any]) -> dict[str, Any]:
             routed += outcome.routed
         routed += b.route_feedback(items.feedback, cfg, sqs=sqs)
     except Exception:
-        # The batch is one unit (scored together); report its first record so Lambda retries from there,
-        # bisecting on error until a single poison record goes to the on-failure destination.
+        # The batch is scored as one unit: fail the invocation so Lambda bisects it (a partial response
+        # naming the first record would only retry the same batch) until a lone poison record, after
+        # its retries, goes to the on-failure destination.
         logger.exception("interaction batch failed", extra={"records": len(records)})
-        first = records[0]["dynamodb"]["SequenceNumber"] if records else None
-        return {"batchItemFailures": [{"itemIdentifier": first}] if first else []}
+        raise
     logger.info("interactions scored", extra={"inserts": len(items.inserts), "feedback": len(items.feedback),
                                               "routed": len(routed), "skipped": items.skipped,
                                               "undecodable": len(items.undecodable)})

@@ -299,7 +299,7 @@ def test_negative_feedback_on_a_modify_is_routed_once(aws):
     assert not _objects(aws["s3"], "monitoring/metrics/")  # feedback is no new interaction to score
 
 
-def test_an_undecodable_item_is_quarantined_and_a_failure_reports_the_first_record(aws, monkeypatch):
+def test_an_undecodable_item_is_quarantined_and_a_failed_batch_fails_the_invocation(aws, monkeypatch):
     bad = {"interaction_id": "i-bad", "recorded_at": "2026-12-02T13:00:00Z", "record": "{not json"}
     good = _interaction("i-good", "Q?", "A.")
     assert aws["handler"].handler(_stream(("INSERT", bad, None), ("INSERT", good, None)), LambdaContext()) == {"batchItemFailures": []}
@@ -311,5 +311,8 @@ def test_an_undecodable_item_is_quarantined_and_a_failure_reports_the_first_reco
     monkeypatch.setenv("REVIEW_QUEUE_URL", aws["queue"] + "-gone")
     aws["handler"].settings.cache_clear()
     refusal = _interaction("i-r", "Q?", "I'm sorry, but I can't help with that.")
-    result = aws["handler"].handler(_stream(("INSERT", refusal, None), ("INSERT", good, None)), LambdaContext())
-    assert result == {"batchItemFailures": [{"itemIdentifier": "100"}]}
+    before = _objects(aws["s3"], "monitoring/metrics/")
+    # The batch fails as a whole: the invocation errors, so Lambda bisects it (BisectBatchOnFunctionError).
+    with pytest.raises(Exception, match="NonExistentQueue|does not exist"):
+        aws["handler"].handler(_stream(("INSERT", refusal, None), ("INSERT", good, None)), LambdaContext())
+    assert _objects(aws["s3"], "monitoring/metrics/") == before  # rows are written last: nothing half-done
