@@ -40,12 +40,10 @@ ALIASES = {
     "arn:aws:sns:*:alerts": "TOPIC_ARN",
     "llmops-*-ft-*": "PIPELINES[0]",
 }
-# Functions whose tests name resources the deployment hands over in events and config (the review
-# output bucket and dataset arrive in the S3 event and REVIEW_DATASET) in ways the renamer does not
-# map yet: their calls are recorded and reported, not checked. Each entry is a gap to close.
-# Function folder -> why its recorded calls cannot yet be mapped onto its role.
-UNMAPPED = {"human_review_results": "it bundles data_prep, so the data-prep tests' dataset writes are attributed to it, "
-                                    "and its runtime test publishes to a fixture bucket no variable names"}
+# Function folder -> why its recorded calls cannot yet be mapped onto its role (recorded, not checked).
+# Each entry is a gap to close; empty since a direct runtime call counts for the test's own capability
+# (tests/iam_contract/recorder.py), so data prep's tests no longer land on human_review_results.
+UNMAPPED: dict[str, str] = {}
 # Services a function calls only when its configuration selects them (variable -> values):
 # a deployment configured otherwise is not asked for their permissions.
 SWITCHES = {
@@ -95,6 +93,16 @@ def test_every_deployed_function_has_its_calls_recorded(records, functions):
     deployed = {f.folder for f in functions}
     assert deployed - recorded - NO_BOTOCORE_CALLS == set(), "functions whose AWS calls no runtime test exercises"
     assert not recorded - deployed, "recorded calls for functions no template deploys"
+
+
+def test_calls_count_for_the_function_whose_tests_make_them(records):
+    """human_review_results bundles data prep: data prep's own tests of the dataset writer are not its calls."""
+    results = [r for r in records if "human_review_results" in r["functions"]]
+    assert results, "no recorded call of human_review_results"
+    assert all(r["environ"].get("REVIEW_DATASET") for r in results), "a call of another capability's test counted for it"
+    publishers = {f for r in records if r["operation"] == "PutObject" and "/data.jsonl" in str(r["params"].get("Key"))
+                  for f in r["functions"]}
+    assert "human_review_results" in publishers and any(f.startswith("data_prep_") for f in publishers)
 
 
 def test_pipeline_role_passes_step_roles_and_jobs_reach_their_data(assemblies):

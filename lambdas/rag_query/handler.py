@@ -1,4 +1,5 @@
-"""RAG query Lambda: ``POST /query`` (API Gateway REST, IAM-authorised) -> cited answer.
+"""RAG query Lambda: ``POST /query`` (API Gateway REST, IAM-authorised) -> cited answer; ``POST /feedback``
+-> a thumbs up/down stored with the logged interaction (docs/rag.md, "Feedback").
 
 400 names the problem with the request. A failing dependency answers 502 (it returned an
 error), 503 (unreachable, not ready, throttled, or a scaled-to-zero model starting; with Retry-After) or 504 (it timed out), with a
@@ -18,10 +19,12 @@ from aws_lambda_powertools import Logger, Metrics, single_metric
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.metrics import MetricUnit
 
+from lambdas.runtime.human_review.routing import ROUTING_ENV, RoutingRules, review_reasons, rules_from_json
 from lambdas.runtime.prompt_catalog.errors import PromptCatalogError
 from lambdas.runtime.monitoring.metrics import cheap_metrics
 from lambdas.runtime.monitoring.records import record_from_answer
 from lambdas.runtime.rag.embedders import embedder_from_env
+from lambdas.runtime.rag.feedback import InvalidFeedback, UnknownInteraction, parse_feedback, record_feedback
 from lambdas.runtime.rag.interactions import InteractionLog, new_interaction_id
 from lambdas.runtime.rag.llm import PromptIncompatible, language_model_from_env
 from lambdas.runtime.rag.prompting import DEFAULT_PROMPT_ID, prompt_source_from_env
@@ -34,7 +37,7 @@ from lambdas.runtime.rag.query import (
     QueryPipeline,
     parse_request,
 )
-from lambdas.runtime.rag.retry import ModelStarting, UpstreamThrottled
+from lambdas.runtime.rag.retry import ModelStarting, UpstreamThrottled, failure_status
 from lambdas.runtime.rag.store import StoreUnavailable, store_from_env
 
 logger = Logger()
@@ -61,14 +64,20 @@ def interaction_log() -> InteractionLog | None:
     return InteractionLog.from_env(os.environ)
 
 
-def log_interaction(question: str, answer: Answer) -> str:
-    """Store the interaction (scorer, feedback, review and experiments read it); never fails the answer."""
+def log_interaction(question: str, answer: Answer, quality: dict[str, float] | None = None) -> str:
+    """Store the interaction (scorer, feedback, review and experiments read it); never fails the answer.
+
+    With human review on, the record's ``metadata.review`` says why routing flags it (``[]``: not
+    flagged); the batch scorer forwards flagged records from the table's stream, off the request path.
+    """
     interaction_id = new_interaction_id()
     log = interaction_log()
     if log is None:
         return interaction_id
     record = record_from_answer(question, answer, record_id=interaction_id,
                                 time=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+    if routing_rules() is not None:
+        record["metadata"]["review"] = review_flags(interaction_id, quality or {})
     try:
         log.put(record)
     except Exception:  # noqa: BLE001 - the caller still gets the answer; the metric's alarm tells the operator
@@ -96,7 +105,7 @@ def emit_metrics(answer: Answer) -> None:
         metrics.add_metric(name="CompletionTokens", unit=MetricUnit.Count, value=answer.completion_tokens)
 
 
-def emit_quality_metrics(question: str, answer: Answer) -> None:
+def emit_quality_metrics(question: str, answer: Answer) -> dict[str, float]:
     """The monitoring library's model-free metrics of this answer (lengths, readability, refusal, injection...)."""
     values = cheap_metrics(
         question, answer.answer, contexts=[c.text for c in answer.citations if c.text],
@@ -107,6 +116,29 @@ def emit_quality_metrics(question: str, answer: Answer) -> None:
     for name, value in values.items():
         if math.isfinite(value):
             metrics.add_metric(name=f"Quality.{name}", unit=MetricUnit.NoUnit, value=value)
+    return values
+
+
+@lru_cache(maxsize=1)
+def routing_rules() -> RoutingRules | None:
+    """config human_review.routing, when human review is on in this environment."""
+    raw = os.environ.get(ROUTING_ENV)
+    return rules_from_json(raw) if raw else None
+
+
+def review_flags(interaction_id: str, quality: dict[str, float]) -> list[str]:
+    """Why this answer should go to human review (empty: it should not), from the metrics already computed.
+
+    The request-time rules see refusal and the top retrieval score (and the sample); the batch scorer
+    adds the model-based ones (relevance, hallucination, toxicity) and negative feedback later.
+    """
+    rules = routing_rules()
+    if rules is None:
+        return []
+    reasons = review_reasons(interaction_id, quality, rules)
+    if reasons:
+        metrics.add_metric(name="ReviewFlagged", unit=MetricUnit.Count, value=1)
+    return reasons
 
 
 @app.post("/query")
@@ -130,12 +162,69 @@ def query() -> dict | Response:
         metrics.add_metric(name="InvalidRequests", unit=MetricUnit.Count, value=1)
         return _error(400, "InvalidRequest", str(exc))
     emit_metrics(answer)
-    emit_quality_metrics(request.question, answer)
-    interaction_id = log_interaction(request.question, answer)
+    quality = emit_quality_metrics(request.question, answer)
+    interaction_id = log_interaction(request.question, answer, quality)
     logger.info("answered", extra={"prompt_id": answer.prompt_id, "prompt_version": answer.prompt_version,
                                     "chunks": len(answer.citations), "llm_called": answer.llm_called,
                                     "interaction_id": interaction_id})
     return {**answer.to_dict(), "interaction_id": interaction_id}
+
+
+@lru_cache(maxsize=1)
+def dynamodb():
+    import boto3
+
+    return boto3.client("dynamodb")
+
+
+def _prompt_of(table: str, interaction_id: str) -> tuple[str, str]:
+    """The prompt id and version an interaction was answered with (the feedback metric's dimensions)."""
+    try:  # only these attributes: the function's GetItem is limited to them (IAM dynamodb:Attributes)
+        item = dynamodb().get_item(
+            TableName=table, Key={"interaction_id": {"S": interaction_id}},
+            ProjectionExpression="#id, prompt_id, prompt_version", ExpressionAttributeNames={"#id": "interaction_id"},
+        ).get("Item") or {}
+    except Exception:  # the feedback is stored; a lost dimension is no reason to fail the request
+        logger.warning("prompt of the interaction unavailable for the feedback metric", exc_info=True)
+        item = {}
+
+    def text(name: str) -> str:
+        value = item.get(name) or {}
+        return str(value.get("S") or value.get("N") or "unknown")
+
+    return text("prompt_id"), text("prompt_version")
+
+
+@app.post("/feedback")
+def feedback() -> dict | Response:
+    try:
+        payload = app.current_event.json_body
+    except ValueError:
+        metrics.add_metric(name="InvalidRequests", unit=MetricUnit.Count, value=1)
+        return _error(400, "InvalidRequest", "the body must be valid JSON")
+    try:
+        given = parse_feedback(payload)
+    except InvalidFeedback as exc:
+        metrics.add_metric(name="InvalidRequests", unit=MetricUnit.Count, value=1)
+        return _error(400, "InvalidRequest", str(exc))
+    table = os.environ.get("INTERACTIONS_TABLE")
+    if not table:  # a deployment without the interaction log: nothing to attach feedback to
+        return _error(500, "FeedbackUnavailable", "feedback is not stored in this deployment (no interaction log)")
+    try:
+        stored = record_feedback(dynamodb(), table, given)
+    except UnknownInteraction as exc:
+        metrics.add_metric(name="FeedbackUnknownInteraction", unit=MetricUnit.Count, value=1)
+        return _error(404, "UnknownInteraction", str(exc), interaction_id=exc.interaction_id)
+    except Exception as exc:  # DynamoDB failed or throttled: the structured 502/503/504 of any dependency
+        raise DependencyFailed("interaction log", failure_status(exc)) from exc
+    prompt_id, prompt_version = _prompt_of(table, given.interaction_id)
+    metrics.add_dimension(name="PromptId", value=prompt_id)
+    metrics.add_dimension(name="PromptVersion", value=prompt_version)
+    metrics.add_dimension(name="Rating", value=given.rating)
+    metrics.add_metric(name="Feedback", unit=MetricUnit.Count, value=1)
+    logger.info("feedback stored", extra={"interaction_id": given.interaction_id, "rating": given.rating,
+                                          "prompt_id": prompt_id, "prompt_version": prompt_version})
+    return {"interaction_id": given.interaction_id, "feedback": stored}
 
 
 ERROR_CODES = {502: "DependencyFailed", 503: "DependencyUnavailable", 504: "DependencyTimeout"}

@@ -1,6 +1,7 @@
 """HumanReviewStack: A2I review of LLM answers, routed off the request path, results fed back.
 
-Routing (the query path and the batch scorer) puts a message on ``review_queue``; ``human_review_start``
+Routing: the query path flags answers in the interaction log (``metadata.review``, no extra call) and the
+monitoring batch scorer puts each flagged one on ``review_queue``; ``human_review_start``
 starts one human loop per interaction (idempotent on its id). A2I writes each review under
 ``reviews/``; ``human_review_results`` turns it into a fine-tuning dataset version (corrected
 answers), an evaluation record and review metrics, and quarantines a malformed output with its reason.
@@ -93,7 +94,7 @@ class HumanReviewStack(Stack):
         CfnOutput(self, "FlowDefinitionArn", value=self.review.flow_definition_arn)
 
     def grant_route(self, grantee: iam.IGrantable) -> None:
-        """Let the query path (or the batch scorer) send answers to review.
+        """Let the batch scorer send routed answers to review (the query path only flags them in the log).
 
         Exact actions: ``grant_send_messages`` would add the kms:ReEncrypt*/GenerateDataKey* wildcards.
         """

@@ -218,7 +218,7 @@ class MonitoringStack(Stack):
         }
         if human_review is not None:
             environment["REVIEW_QUEUE_URL"] = human_review.review_queue.queue_url
-            environment["ROUTING_RULES"] = json.dumps(cfg.human_review.routing.model_dump(), sort_keys=True)
+            environment["REVIEW_ROUTING"] = json.dumps(cfg.human_review.routing.model_dump(mode="json"), sort_keys=True)
         fn = PlatformFunction(
             self, "ScoreFunction", entry="monitoring_score", key=key, network=foundation.network,
             bundle=LambdaBundle(entry="monitoring_score", runtime_packages=("monitoring", "human_review", "rag"),

@@ -4,14 +4,15 @@
 - Ingestion: EventBridge rules on the foundation data bucket (``uploads/`` and ``curated/``,
   created and deleted) -> SQS (CMK, DLQ after 3 receives) -> ``rag_ingest`` with partial-batch
   failure reporting. Kendra fills itself from its S3 data source, so it has no ingestion queue.
-- Query: API Gateway REST ``POST /query`` (IAM authorisation on every method, request
-  validation, throttling, CMK-encrypted access logs) -> ``rag_query``.
+- Query: API Gateway REST ``POST /query`` and ``POST /feedback`` (IAM authorisation on every method,
+  request models, throttling, CMK-encrypted access logs) -> ``rag_query`` (one function, two routes).
 - Grants are least privilege: InvokeEndpoint on the named SageMaker endpoints, InvokeModel on
   the named Bedrock models, data-bucket reads on the two prefixes, writes to ``quarantine/``.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -34,6 +35,11 @@ from llmops.constructs.rag import VectorStore, vector_store_for
 from llmops.nag import acknowledge
 from llmops.stacks.foundation import FoundationStack, removal_policy
 
+# Keep in step with lambdas/runtime/rag/feedback.py (a test compares the request model with it).
+FEEDBACK_RATINGS = ("up", "down")
+FEEDBACK_MAX_COMMENT_CHARS = 2000
+FEEDBACK_MAX_ID_CHARS = 200
+FEEDBACK_ID_PATTERN = r"^[A-Za-z0-9._:-]+$"
 INGEST_PREFIXES = ("uploads/", "curated/")
 QUARANTINE_PREFIX = "quarantine/"
 INGEST_MAX_CONCURRENCY = 5
@@ -171,8 +177,12 @@ class RagStack(Stack):
         self.interactions = self._interaction_log(cfg, key)
         query_env["INTERACTIONS_TABLE"] = self.interactions.table_name
         query_env["INTERACTION_RETENTION_DAYS"] = str(rag.interaction_retention_days)
+        if cfg.capabilities.human_review:
+            # The query path flags answers for review from the metrics it computes anyway (docs/human_review.md).
+            query_env["REVIEW_ROUTING"] = json.dumps(cfg.human_review.routing.model_dump(mode="json"), sort_keys=True,
+                                                     separators=(",", ":"))
         self.query_function = PlatformFunction(
-            self, "QueryFunction", invoked_by="the RAG query REST API (API Gateway proxy integration)", entry="rag_query", runtime_packages=["rag", "prompt_catalog", "monitoring"], key=key, network=network,
+            self, "QueryFunction", invoked_by="the RAG query REST API (API Gateway proxy integration)", entry="rag_query", runtime_packages=["rag", "prompt_catalog", "monitoring", "human_review"], key=key, network=network,
             needs_vpc=self.needs_vpc,
             description="RAG query: embed, retrieve, prompt, generate, cite", environment=query_env,
             memory_size=1024, timeout=Duration.seconds(QUERY_TIMEOUT_S), log_retention=log_retention,
@@ -189,6 +199,7 @@ class RagStack(Stack):
             sid="WriteInteractions", actions=["dynamodb:PutItem"], resources=[self.interactions.table_arn]))
         self.query_function.role.add_to_principal_policy(iam.PolicyStatement(
             sid="EncryptInteractions", actions=["kms:GenerateDataKey", "kms:Decrypt"], resources=[key.key_arn]))
+        self._grant_feedback_writes(self.query_function, self.interactions.table_arn)
         self.api = self._api(key, log_retention)
         foundation.alarm_action(*api_alarms(self, "QueryApi", self.api, [self.query_function.function]))
         foundation.alarm_action(cloudwatch.Alarm(
@@ -285,6 +296,24 @@ class RagStack(Stack):
         self.store.grant_write(fn)
         self._grant_embeddings(fn)
 
+    def _grant_feedback_writes(self, fn: PlatformFunction, table_arn: str) -> None:
+        """``POST /feedback``: UpdateItem of the ``feedback`` attribute only, and a read of the prompt it was for.
+
+        ``dynamodb:Attributes`` is the set of top-level attribute names a request names (key included);
+        ``ForAllValues`` limits it to these, and ``dynamodb:ReturnValues`` keeps the update from returning
+        the rest of the item (ALL_OLD/ALL_NEW would read attributes the statement does not name).
+        """
+        fn.role.add_to_principal_policy(iam.PolicyStatement(
+            sid="FeedbackOnInteractions", actions=["dynamodb:UpdateItem"], resources=[table_arn],
+            conditions={"ForAllValues:StringEquals": {"dynamodb:Attributes": ["interaction_id", "feedback"]},
+                        "StringEqualsIfExists": {"dynamodb:ReturnValues": ["NONE", "UPDATED_OLD", "UPDATED_NEW"]}},
+        ))
+        fn.role.add_to_principal_policy(iam.PolicyStatement(
+            sid="FeedbackPromptOfInteraction", actions=["dynamodb:GetItem"], resources=[table_arn],
+            conditions={"ForAllValues:StringEquals": {"dynamodb:Attributes": ["interaction_id", "prompt_id", "prompt_version"]},
+                        "StringEqualsIfExists": {"dynamodb:Select": ["SPECIFIC_ATTRIBUTES"]}},
+        ))
+
     def _grant_embeddings(self, fn: PlatformFunction) -> None:
         rag = self.env_config.rag
         if self.embedding_construct:
@@ -349,6 +378,24 @@ class RagStack(Stack):
             authorization_type=apigw.AuthorizationType.IAM, request_validator=validator,
             request_models={"application/json": model},
         )
+        feedback_model = api.add_model(
+            "FeedbackRequest", content_type="application/json", model_name="FeedbackRequest",
+            schema=apigw.JsonSchema(  # the same limits as lambdas/runtime/rag/feedback.py checks again
+                schema=apigw.JsonSchemaVersion.DRAFT4, type=apigw.JsonSchemaType.OBJECT,
+                required=["interaction_id", "rating"], additional_properties=False,
+                properties={
+                    "interaction_id": apigw.JsonSchema(type=apigw.JsonSchemaType.STRING, min_length=1,
+                                                       max_length=FEEDBACK_MAX_ID_CHARS, pattern=FEEDBACK_ID_PATTERN),
+                    "rating": apigw.JsonSchema(type=apigw.JsonSchemaType.STRING, enum=list(FEEDBACK_RATINGS)),
+                    "comment": apigw.JsonSchema(type=apigw.JsonSchemaType.STRING, max_length=FEEDBACK_MAX_COMMENT_CHARS),
+                },
+            ),
+        )
+        self.feedback_method = api.root.add_resource("feedback").add_method(
+            "POST", apigw.LambdaIntegration(self.query_function.function, proxy=True),
+            authorization_type=apigw.AuthorizationType.IAM, request_validator=validator,
+            request_models={"application/json": feedback_model},
+        )
         for finding, reason in (
             ("AwsSolutions-APIG3", "The API accepts only SigV4-signed IAM callers and is throttled per stage; "
                                    "a WAF web ACL is an account-level choice, attach one with WebAclAssociation if required."),
@@ -358,6 +405,7 @@ class RagStack(Stack):
         ):
             acknowledge(api, finding, reason)
         CfnOutput(self, "QueryUrl", value=api.url_for_path("/query"))
+        CfnOutput(self, "FeedbackUrl", value=api.url_for_path("/feedback"))
         return api
 
     def grant_query(self, grantee: iam.IGrantable) -> iam.Grant:
@@ -365,6 +413,13 @@ class RagStack(Stack):
         return iam.Grant.add_to_principal(
             grantee=grantee, actions=["execute-api:Invoke"],
             resource_arns=[self.api.arn_for_execute_api("POST", "/query", self.api.deployment_stage.stage_name)],
+        )
+
+    def grant_feedback(self, grantee: iam.IGrantable) -> iam.Grant:
+        """Let an IAM principal call ``POST /feedback`` (thumbs up/down on an answered query)."""
+        return iam.Grant.add_to_principal(
+            grantee=grantee, actions=["execute-api:Invoke"],
+            resource_arns=[self.api.arn_for_execute_api("POST", "/feedback", self.api.deployment_stage.stage_name)],
         )
 
 

@@ -57,28 +57,38 @@ def _scan_handlers() -> None:
             _entry_points.setdefault((str(file), qualname), set()).add(folder)
 
 
+TESTS = REPO_ROOT / "tests" / "lambdas"
+
+
 def _functions_on_stack() -> list[str]:
     """The function folder(s) this call is made for.
 
     The nearest ``lambdas/<folder>/handler.py`` frame decides; without one, the outermost frame
     of a runtime function some handler calls (a test calling ``workflow.publish`` directly
-    exercises the publish function's code path).
+    exercises the publish function's code path), counted only for the handlers of the test's own
+    capability (``tests/lambdas/<capability>/``): a data-prep test of ``publish_dataset_version``
+    is no call of ``human_review_results``, which bundles data prep and calls it for its own
+    dataset (its own tests, through its handler, record those calls).
     """
     frame = sys._getframe(2)
     entry: set[str] = set()
+    capability = None
     while frame is not None:
         code = frame.f_code
         path = Path(code.co_filename)
         if path.name == "handler.py" and path.parent.parent == LAMBDAS:
             return [path.parent.name]
+        if path.is_relative_to(TESTS) and len(path.relative_to(TESTS).parts) > 1:
+            capability = path.relative_to(TESTS).parts[0]
         qualname = getattr(code, "co_qualname", code.co_name)
         folders = _entry_points.get((code.co_filename, qualname))
-        if folders is None and "." in qualname:  # a method of a class the handler uses
-            folders = _entry_points.get((code.co_filename, qualname))
         if folders:
             entry = folders
         frame = frame.f_back
-    return sorted(entry)
+    if capability is None:
+        return sorted(entry)
+    # Another capability's test of a shared runtime function is no call of this capability's functions.
+    return sorted(f for f in entry if f.startswith(f"{capability}_"))
 
 
 def _jsonable(value: Any) -> Any:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, fields
 from typing import Any, Mapping
 
 
@@ -20,6 +21,21 @@ class RoutingRules:
     def __post_init__(self) -> None:
         if not 0 <= self.sample_rate <= 1:
             raise ValueError(f"sample_rate: must be between 0 and 1, got {self.sample_rate}")
+
+
+ROUTING_ENV = "REVIEW_ROUTING"  # the query function's copy of config human_review.routing (JSON), set when review is on
+
+
+def rules_from_json(text: str) -> RoutingRules:
+    """The rules as the stack hands them to a function (config ``human_review.routing`` as JSON)."""
+    raw = json.loads(text)
+    if not isinstance(raw, dict):
+        raise ValueError(f"{ROUTING_ENV}: expected a JSON object of routing rules, got {type(raw).__name__}")
+    known = {f.name for f in fields(RoutingRules)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ValueError(f"{ROUTING_ENV}: unknown rule(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    return RoutingRules(**raw)
 
 
 def _sampled(interaction_id: str, rate: float) -> bool:

@@ -360,9 +360,12 @@ def routing_reasons(record: Mapping[str, Any], row: Mapping[str, Any], rules: An
 
     meta = record.get("metadata") or {}
     flags = meta.get("review")
-    reasons = [f"query path: {f}" for f in flags if isinstance(f, str)] if isinstance(flags, list) else []
-    return reasons + [r for r in review_reasons(str(meta["id"]), row, rules, feedback=feedback)
-                      if not (reasons and r.startswith("sampled"))]
+    # The query path's reasons (same rules on its cheap metrics) first, then the scorer's, each once.
+    reasons = [f for f in flags if isinstance(f, str)] if isinstance(flags, list) else []
+    ours = review_reasons(str(meta["id"]), row, rules, feedback=feedback)
+    if reasons:
+        ours = [r for r in ours if not r.startswith("sampled")]  # already chosen: no sampling note
+    return list(dict.fromkeys(reasons + ours))
 
 
 # -- the whole step --------------------------------------------------------------------------------
@@ -380,9 +383,9 @@ class Settings:
     def from_env(cls, env: Mapping[str, str]) -> "Settings":
         routing = None
         if env.get("REVIEW_QUEUE_URL"):
-            from lambdas.runtime.human_review.routing import RoutingRules
+            from lambdas.runtime.human_review.routing import ROUTING_ENV, rules_from_json
 
-            routing = RoutingRules(**json.loads(env.get("ROUTING_RULES") or "{}"))
+            routing = rules_from_json(env.get(ROUTING_ENV) or "{}")  # the query function's same rules
         return cls(bucket=env["DATA_BUCKET"], use_cases=UseCases.from_json(env.get("USE_CASES")),
                    rule=DriftRule.from_env(env), drift_metrics=tuple(json.loads(env.get("DRIFT_METRICS") or "[]")),
                    review_queue_url=env.get("REVIEW_QUEUE_URL") or None, routing=routing)

@@ -18,6 +18,8 @@ THROTTLING_CODES = frozenset(
         "ServiceUnavailable",
         "ServiceUnavailableException",
         "ModelNotReadyException",
+        "ProvisionedThroughputExceededException",  # DynamoDB (the interaction log), on-demand tables too
+        "RequestLimitExceeded",
     }
 )
 DEFAULT_ATTEMPTS = 5

@@ -140,8 +140,12 @@ def test_corrections_become_a_dataset_version_and_ratings_an_evaluation_set(tmp_
     assert metrics[("rag-answer@2", "llmops-dev-llm")]["MeanRating"] == 3.5
 
 
-def test_results_publish_into_the_data_prep_dataset_layout_on_s3():
+def test_results_publish_into_the_data_prep_dataset_layout_on_s3(monkeypatch):
     from moto import mock_aws
+
+    # As the results function is configured (the permissions contract maps these onto its role).
+    monkeypatch.setenv("DATA_BUCKET", "data")
+    monkeypatch.setenv("REVIEW_DATASET", "reviewed-answers")
 
     from lambdas.runtime.data_prep.datasets import publish_dataset_version, read_dataset_version
 

@@ -33,7 +33,7 @@ def aws(monkeypatch):
                  "USE_CASES": json.dumps({"default": "assistant", "endpoints": {ENDPOINT: {"canary": "support"}}}),
                  "DRIFT_METRICS": json.dumps(["toxicity", "refusal", "sentiment", "relevance"]),
                  "DRIFT_PSI_THRESHOLD": "0.2", "DRIFT_KS_THRESHOLD": "0.2", "DRIFT_KS_PVALUE": "0.01",
-                 "ROUTING_RULES": json.dumps(ROUTING)}.items():
+                 "REVIEW_ROUTING": json.dumps(ROUTING)}.items():
         monkeypatch.setenv(k, v)
     with mock_aws():
         s3 = boto3.client("s3")
@@ -282,7 +282,7 @@ def test_stream_inserts_are_scored_and_routed_by_the_rules_and_the_query_path_fl
     assert sorted(routed) == ["i-flag", "i-low", "i-refusal"]
     assert routed["i-refusal"]["reasons"] == ["refusal"]
     assert routed["i-low"]["reasons"] == ["top retrieval score 0.05 < 0.2"]
-    assert routed["i-flag"]["reasons"] == ["query path: user-reported"]
+    assert routed["i-flag"]["reasons"] == ["user-reported"]
     assert routed["i-refusal"]["contexts"] == [{"text": "Refunds are accepted within 30 days.", "source": ""}]
     assert routed["i-refusal"]["prompt_version"] == 3 and routed["i-refusal"]["model"] == ENDPOINT
     assert _metric(aws["cw"], "RoutedToReview", [{"Name": "Source", "Value": "rag"}]) == [3.0]

@@ -460,3 +460,38 @@ def test_a_failed_log_write_still_answers_and_counts_the_failure(env, capsys):
     assert len(failures) == 1
     # Its own blob, by service only: the alarm in RagStack matches these dimensions exactly.
     assert failures[0]["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["service"]]
+
+
+@pytest.mark.parametrize("routing, expected", [
+    (None, None),  # human review off: no decision recorded
+    ({"sample_rate": 0.0}, []),  # a good answer, not sampled: the decision is "no"
+    ({"sample_rate": 1.0}, ["sampled (100%)"]),
+    ({"sample_rate": 0.0, "min_top_score": 0.99}, "top retrieval score"),
+])
+def test_the_query_path_records_its_routing_decision_in_the_interaction_it_logs(env, capsys, routing, expected):
+    from lambdas.runtime.rag.interactions import InteractionLog
+
+    if routing is None:
+        env.delenv("REVIEW_ROUTING", raising=False)
+    else:
+        env.setenv("REVIEW_ROUTING", json.dumps(routing))
+    query_handler.interaction_log.cache_clear()
+    query_handler.routing_rules.cache_clear()
+    calls: list[str] = []
+    with mock_aws():
+        env.setenv("INTERACTIONS_TABLE", _interactions_table())
+        query_handler.interaction_log().client.meta.events.register(
+            "before-call.dynamodb", lambda model, **_: calls.append(model.name))
+        status, body = call({"question": "When are invoices due?", "filters": {"source_key": "uploads/invoice.pdf"}})
+        record = InteractionLog("t-interactions").get(body["interaction_id"])
+    query_handler.interaction_log.cache_clear()
+    query_handler.routing_rules.cache_clear()
+    assert status == 200, body
+    assert calls == ["PutItem"]  # the decision rides on the one write the answer makes anyway
+    review = record["metadata"].get("review")
+    if isinstance(expected, str):
+        assert len(review) == 1 and review[0].startswith(expected)
+    else:
+        assert review == expected
+    flagged = [r for r in emf_records(capsys.readouterr().out) if "ReviewFlagged" in r]
+    assert len(flagged) == (1 if review else 0)

@@ -116,7 +116,7 @@ def test_scorer_settings_come_from_config(dev):
     assert json.loads(env["USE_CASES"]) == {"default": "assistant", "endpoints": {"llmops-dev-llm": {}}}
     assert json.loads(env["DRIFT_METRICS"]) == ["relevance", "hallucination", "toxicity", "refusal"]
     assert (env["DRIFT_PSI_THRESHOLD"], env["DRIFT_KS_THRESHOLD"], env["DRIFT_KS_PVALUE"]) == ("0.2", "0.1", "0.01")
-    assert json.loads(env["ROUTING_RULES"])["sample_rate"] == 0.02 and env["REVIEW_QUEUE_URL"]
+    assert json.loads(env["REVIEW_ROUTING"])["sample_rate"] == 0.02 and env["REVIEW_QUEUE_URL"]
     assert _scorer(dev)["MemorySize"] == 1024 and _scorer(dev)["Timeout"] == 300
 
 

@@ -6,6 +6,8 @@ import json
 
 import pytest
 from aws_cdk.assertions import Match
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from llmops.config import ConfigError
 from llmops.stacks.rag import check_rag_config
@@ -120,9 +122,42 @@ def test_every_api_method_requires_iam_and_validates_the_body(staging):
     post = next(m for m in methods.values() if m["Properties"]["HttpMethod"] == "POST")["Properties"]
     assert "RequestValidatorId" in post and post["RequestModels"]["application/json"]
     staging.has_resource_properties("AWS::ApiGateway::RequestValidator", {"ValidateRequestBody": True})
-    model = next(iter(staging.find_resources("AWS::ApiGateway::Model").values()))["Properties"]["Schema"]
+    models = {m["Properties"]["Name"]: m["Properties"]["Schema"] for m in staging.find_resources("AWS::ApiGateway::Model").values()}
+    model = models["QueryRequest"]
     assert model["required"] == ["question"] and model["additionalProperties"] is False
     assert model["properties"]["question"]["maxLength"] == 2000
+
+
+def test_feedback_route_is_iam_authorised_validated_and_served_by_the_query_function(staging):
+    from lambdas.runtime.rag import feedback
+
+    resources = {r["Properties"]["PathPart"]: lid for lid, r in staging.find_resources("AWS::ApiGateway::Resource").items()}
+    assert set(resources) == {"query", "feedback"}
+    methods = {m["Properties"]["ResourceId"]["Ref"]: m["Properties"] for m in staging.find_resources("AWS::ApiGateway::Method").values()}
+    query, post = methods[resources["query"]], methods[resources["feedback"]]
+    assert post["HttpMethod"] == "POST" and post["AuthorizationType"] == "AWS_IAM" and "RequestValidatorId" in post
+    assert post["Integration"]["Uri"] == query["Integration"]["Uri"]  # one function, two routes
+    models = {m["Properties"]["Name"]: m["Properties"]["Schema"] for m in staging.find_resources("AWS::ApiGateway::Model").values()}
+    schema = models["FeedbackRequest"]
+    assert post["RequestModels"] == {"application/json": {"Ref": next(
+        lid for lid, m in staging.find_resources("AWS::ApiGateway::Model").items() if m["Properties"]["Name"] == "FeedbackRequest")}}
+    # The model and the function's own check agree on every limit.
+    assert schema["additionalProperties"] is False and set(schema["properties"]) == feedback.FEEDBACK_FIELDS
+    assert schema["required"] == ["interaction_id", "rating"]
+    assert schema["properties"]["rating"]["enum"] == list(feedback.RATINGS)
+    assert schema["properties"]["comment"]["maxLength"] == feedback.MAX_COMMENT_CHARS
+    ident = schema["properties"]["interaction_id"]
+    assert (ident["maxLength"], ident["pattern"]) == (feedback.MAX_ID_CHARS, feedback.ID_PATTERN)
+
+
+def test_query_function_gets_the_routing_rules_only_when_human_review_is_on(dev):
+    from lambdas.runtime.human_review.routing import ROUTING_ENV, RoutingRules, rules_from_json
+
+    off = functions(dev)["lambdas.rag_query.handler.handler"]["Properties"]["Environment"]["Variables"]
+    assert ROUTING_ENV not in off
+    on = template_of(synth_stage("dev", {"capabilities": {"fine_tuning": False}}).rag)
+    variables = functions(on)["lambdas.rag_query.handler.handler"]["Properties"]["Environment"]["Variables"]
+    assert rules_from_json(variables[ROUTING_ENV]) == RoutingRules()  # config defaults = the rules' defaults
 
 
 def test_api_stage_logs_throttles_and_traces(staging):
@@ -214,7 +249,8 @@ def test_query_function_renders_from_the_prompt_catalog_when_it_is_on():
     template = template_of(rag_stage.rag)
     query = functions(template)["lambdas.rag_query.handler.handler"]["Properties"]["Environment"]["Variables"]
     assert "PROMPT_TABLE_NAME" in query
-    dynamo = [s for s in statements(template) if any(a.startswith("dynamodb:") for a in as_list(s["Action"]))]
+    dynamo = [s for s in statements(template) if any(a.startswith("dynamodb:") for a in as_list(s["Action"]))
+              and "Interactions" not in json.dumps(s["Resource"])]  # the interaction log's own grants aside
     assert {a for s in dynamo for a in as_list(s["Action"])} == {"dynamodb:GetItem", "dynamodb:Query"}
     assert all("/index/" not in json.dumps(s["Resource"]) for s in dynamo)
 
@@ -237,6 +273,21 @@ def test_grant_query_allows_only_post_query_on_this_api():
     parts = stmt["Resource"]["Fn::Join"][1]
     assert {"Ref": api_id} in parts  # this API, not every API of the account
     assert flat_join(stmt["Resource"]).endswith("/<ref>/POST/query")  # its deployed stage, POST /query only
+
+
+def test_grant_feedback_allows_only_post_feedback_on_this_api():
+    from aws_cdk import Stack
+    from aws_cdk import aws_iam as iam
+
+    from llmops.stage import LlmOpsStage
+    from tests.helpers import make_app
+
+    rag = LlmOpsStage(make_app(), config_with("dev", ONLY_RAG).get("dev"), nag=False).rag
+    role = iam.Role(rag, "FeedbackCallerForTest", assumed_by=iam.AccountRootPrincipal())
+    rag.grant_feedback(role)
+    (stmt,) = Stack.of(rag).resolve(role.node.find_child("DefaultPolicy").document.to_json())["Statement"]
+    assert stmt["Action"] == "execute-api:Invoke"
+    assert flat_join(stmt["Resource"]).endswith("/<ref>/POST/feedback")
 
 
 def flat_join(value):
@@ -315,8 +366,80 @@ def test_interaction_log_is_an_encrypted_streamed_table_the_query_function_only_
     writes = [s for s in statements(template)
               if any(a.startswith("dynamodb:") for a in as_list(s["Action"]))
               and {"Fn::GetAtt": [logical, "Arn"]} in as_list(s["Resource"])]
-    assert [as_list(s["Action"]) for s in writes] == [["dynamodb:PutItem"]]
+    by_action = {a: s for s in writes for a in as_list(s["Action"])}
+    assert sorted(by_action) == ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
+    assert [as_list(s["Action"]) for s in writes if "Condition" not in s] == [["dynamodb:PutItem"]]
+    # POST /feedback: the update names only the key and `feedback` and returns nothing else of the item;
+    # the read (the feedback metric's prompt dimensions) sees only the prompt attributes.
+    assert by_action["dynamodb:UpdateItem"]["Condition"] == {
+        "ForAllValues:StringEquals": {"dynamodb:Attributes": ["interaction_id", "feedback"]},
+        "StringEqualsIfExists": {"dynamodb:ReturnValues": ["NONE", "UPDATED_OLD", "UPDATED_NEW"]}}
+    assert by_action["dynamodb:GetItem"]["Condition"] == {
+        "ForAllValues:StringEquals": {"dynamodb:Attributes": ["interaction_id", "prompt_id", "prompt_version"]},
+        "StringEqualsIfExists": {"dynamodb:Select": ["SPECIFIC_ATTRIBUTES"]}}
     alarm = [a for a in template.find_resources("AWS::CloudWatch::Alarm").values()
              if a["Properties"].get("MetricName") == "InteractionLogFailures"]
     assert len(alarm) == 1 and alarm[0]["Properties"]["Dimensions"] == [{"Name": "service", "Value": "rag_query"}]
     assert alarm[0]["Properties"]["AlarmActions"]
+
+
+_feedback_values = st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=12),
+                             st.sampled_from(["up", "down", "0b9c7f3e-5d1a-4c8e", "a\n", "x" * 201]),
+                             st.text(min_size=1995, max_size=2005))
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.one_of(_feedback_values, st.dictionaries(st.sampled_from(["interaction_id", "rating", "comment", "extra"]),
+                                                   _feedback_values)))
+def test_feedback_model_and_code_agree_on_every_body(staging, payload):
+    """API Gateway's model (draft 4, as deployed) and parse_feedback accept the same bodies; the code
+    refuses more only where JSON Schema cannot say it (a lone surrogate or NUL, a trailing newline in the id)."""
+    import jsonschema
+
+    from lambdas.runtime.rag.feedback import InvalidFeedback, parse_feedback
+
+    schema = next(m["Properties"]["Schema"] for m in staging.find_resources("AWS::ApiGateway::Model").values()
+                  if m["Properties"]["Name"] == "FeedbackRequest")
+    model_ok = jsonschema.Draft4Validator(schema).is_valid(payload)
+    try:
+        parse_feedback(payload)
+        code_ok = True
+    except InvalidFeedback:
+        code_ok = False
+    assert not code_ok or model_ok  # nothing the gateway refuses reaches storage through a direct invoke
+    if model_ok and not code_ok:
+        comment, ident = payload.get("comment") or "", payload["interaction_id"]
+        assert "\x00" in comment or any(0xD800 <= ord(c) <= 0xDFFF for c in comment) or ident.endswith("\n")
+
+
+def test_the_feedback_requests_name_only_what_the_query_functions_conditions_allow(dev):
+    """The UpdateItem and GetItem the feedback route sends, replayed against the role's IAM conditions."""
+    import boto3
+    from botocore.stub import Stubber
+
+    from lambdas.rag_query import handler as query_handler
+    from lambdas.runtime.rag.feedback import Feedback, record_feedback
+
+    conditions = {a: s["Condition"] for s in statements(dev) if "Condition" in s
+                  for a in as_list(s["Action"]) if a in ("dynamodb:UpdateItem", "dynamodb:GetItem")}
+    client = boto3.client("dynamodb", region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="x")
+    sent: list[dict] = []
+    client.meta.events.register("before-parameter-build.dynamodb", lambda params, **_: sent.append(dict(params)))
+    with Stubber(client) as stub:
+        stub.add_response("update_item", {})
+        stub.add_response("get_item", {"Item": {"interaction_id": {"S": "i"}, "prompt_id": {"S": "p"}}})
+        record_feedback(client, "t", Feedback("i", "down", "no"))
+        original = query_handler.dynamodb
+        query_handler.dynamodb = lambda: client
+        try:
+            assert query_handler._prompt_of("t", "i") == ("p", "unknown")
+        finally:
+            query_handler.dynamodb = original
+    for params, action in zip(sent, ("dynamodb:UpdateItem", "dynamodb:GetItem")):
+        names = set(params["Key"]) | set(params.get("ExpressionAttributeNames", {}).values())
+        for expression in (params.get("UpdateExpression", ""), params.get("ProjectionExpression", "")):
+            names |= {w.strip(",") for w in expression.replace("SET ", "").split() if w[0].isalpha() and not w.startswith(":")}
+        allowed = conditions[action]["ForAllValues:StringEquals"]["dynamodb:Attributes"]
+        assert names <= set(allowed), (action, names - set(allowed))
+        if "ReturnValues" in params:
+            assert params["ReturnValues"] in conditions[action]["StringEqualsIfExists"]["dynamodb:ReturnValues"]
