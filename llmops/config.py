@@ -9,6 +9,7 @@ values, so synth fails at once instead of deep inside CloudFormation.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -565,6 +566,31 @@ class ExperimentConfig(_Model):
         return self
 
 
+class ExperimentsJudgeConfig(_Model):
+    """The scheduled judge job (``ExperimentsStack``), created only when the environment declares experiments."""
+
+    # EventBridge schedule expression; daily by default (the judge reads whole days of metrics).
+    schedule: str = "rate(1 day)"
+    lookback_days: int = Field(30, ge=1, le=366)  # days of monitoring/metrics/dt=... partitions each run reads
+    memory_mb: int = Field(1024, ge=256, le=10240)
+    timeout_minutes: int = Field(10, ge=1, le=15)
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, value: str) -> str:
+        rate = re.fullmatch(r"rate\((\d+) (minute|minutes|hour|hours|day|days)\)", value)
+        if rate:
+            n, unit = int(rate.group(1)), rate.group(2)
+            if n < 1 or (n == 1) != (not unit.endswith("s")):
+                raise ValueError(f"{value!r}: rate(1 day), rate(2 days): singular unit for 1, plural otherwise")
+            if unit.startswith("minute") and n < 60:
+                raise ValueError(f"{value!r}: judge at most hourly (the metrics arrive in daily partitions)")
+            return value
+        if re.fullmatch(r"cron\(\S+ \S+ \S+ \S+ \S+ \S+\)", value):
+            return value
+        raise ValueError(f"not an EventBridge schedule expression (rate(1 day), cron(0 6 * * ? *)), got {value!r}")
+
+
 _EMAIL_RE = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+")
 _TOPIC_ARN_RE = re.compile(r"arn:aws[a-z-]*:sns:[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d:\d{12}:[A-Za-z0-9_-]{1,256}")
 
@@ -831,6 +857,43 @@ class ScalingConfig(_Model):
         return self
 
 
+class EndpointScheduleConfig(_Model):
+    """Stop and start an instance-based endpoint on a schedule (EventBridge Scheduler): ``stop`` deletes the
+    endpoint (the model and endpoint config stay in the stack), ``start`` creates it again from the
+    stack's current endpoint config. Only for endpoints that cannot scale to zero; see docs/inference.md."""
+
+    enabled: bool = False
+    start: str = "cron(0 7 ? * MON-FRI *)"  # EventBridge cron, 6 fields, in ``timezone``
+    stop: str = "cron(0 19 ? * MON-FRI *)"
+    timezone: str = "UTC"  # IANA name, e.g. Europe/Berlin
+
+    @field_validator("start", "stop")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        from llmops.cron import Cron, CronError
+
+        try:
+            return Cron(value).expression
+        except CronError as exc:
+            raise ValueError(str(exc)) from None
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        import zoneinfo
+
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not an IANA time zone name (e.g. UTC, Europe/Berlin, America/New_York)") from None
+        return value
+
+    def on_hours_per_day(self) -> float:
+        from llmops.cron import Cron, on_hours_per_day
+
+        return on_hours_per_day(Cron(self.start), Cron(self.stop))
+
+
 class AsyncConfig(_Model):
     enabled: bool = False  # asynchronous inference: S3 in/out, scales from zero on backlog
     max_concurrent_invocations_per_instance: int = Field(4, ge=1, le=1000)
@@ -849,6 +912,7 @@ class LlmEndpointConfig(_Model):
     variants: dict[str, VariantConfig] = {"primary": VariantConfig()}
     scaling: ScalingConfig = ScalingConfig()
     async_inference: AsyncConfig = AsyncConfig()
+    schedule: EndpointScheduleConfig = EndpointScheduleConfig()  # off by default
 
     @field_validator("variants")
     @classmethod
@@ -881,6 +945,7 @@ class EmbeddingEndpointConfig(_Model):
     serverless_max_concurrency: int = Field(5, ge=1, le=200)
     instance_type: str = "ml.m5.xlarge"
     instance_count: int = Field(1, ge=1, le=64)
+    schedule: EndpointScheduleConfig = EndpointScheduleConfig()  # off by default; instance-based only
 
     @model_validator(mode="after")
     def _serverless(self) -> "EmbeddingEndpointConfig":
@@ -909,7 +974,8 @@ class FunctionsConfig(_Model):
     """Lambda defaults: the concurrency each function may take from the account (the rest stays free)."""
 
     # Per function folder; "default" applies to every function not named, the provider frameworks included.
-    reserved_concurrency: dict[str, int] = {"default": 10, "rag_query": 50, "prompt_catalog_api": 20, "rag_ingest": 20}
+    reserved_concurrency: dict[str, int] = {"default": 10, "rag_query": 50, "prompt_catalog_api": 20,
+                                           "prompt_catalog_writer": 20, "rag_ingest": 20}
 
     @field_validator("reserved_concurrency")
     @classmethod
@@ -955,6 +1021,7 @@ class EnvironmentConfig(_Model):
     cost: CostConfig = CostConfig()
     human_review: HumanReviewConfig = HumanReviewConfig()
     experiments: dict[str, ExperimentConfig] = {}
+    experiments_judge: ExperimentsJudgeConfig = ExperimentsJudgeConfig()
     monitoring: MonitoringConfig = MonitoringConfig()
     inference: InferenceConfig = InferenceConfig()
     # Facts of instance types newer than llmops/instance_types.py, by name ("ml.g7.2xlarge": {...}).
@@ -1026,6 +1093,7 @@ class EnvironmentConfig(_Model):
                     f"experiments.{exp_name}.arms.{exp.arms[0].name}.dimension: the control arm serves the current index "
                     f"({self.vector_store.dimension} dimensions), got {exp.arms[0].dimension}"
                 )
+        _check_model_experiments(self)
         if self.name != "dev" and not self.account:
             raise ValueError("account is required outside dev (pin staging and prod to an account)")
         topic = self.alerts.topic_arn
@@ -1074,7 +1142,41 @@ class EnvironmentConfig(_Model):
                 instance_type=itype, instance_count=v.instance_count or llm.instance_count or self.instances.inference.count,
                 tensor_parallel_degree=tp,
             ))
-        return sorted(out, key=lambda r: (r.shadow, r.name))
+        return sorted(self._experiment_variants(out), key=lambda r: (r.shadow, r.name))
+
+    def model_experiment(self) -> tuple[str, ExperimentConfig] | None:
+        """The model-ab / model-shadow experiment on the LLM endpoint (at most one; config validation says so)."""
+        for name, exp in self.experiments.items():
+            if exp.kind in MODEL_EXPERIMENT_KINDS and exp.endpoint == self.inference.llm.name:
+                return name, exp
+        return None
+
+    def _experiment_variants(self, variants: list[ResolvedVariant]) -> list[ResolvedVariant]:
+        """A model experiment makes its arms the endpoint's variants: A/B weights, the shadow and its sampling.
+
+        A promoted winner is left alone as the endpoint's only variant (all traffic, the others' instances released).
+        """
+        found = self.model_experiment()
+        if found is None:
+            return variants
+        _, exp = found
+        by_name = {v.name: v for v in variants}
+        arms = {a.variant: a for a in exp.arms if a.variant in by_name}
+        if exp.winner is not None:
+            winner = next(a for a in exp.arms if a.name == exp.winner)
+            v = by_name.get(winner.variant)
+            return [dataclasses.replace(v, weight=100.0, shadow=False)] if v else variants
+        out = []
+        for v in variants:
+            arm = arms.get(v.name)
+            if arm is None:
+                out.append(v)
+            elif exp.kind == "model-shadow":
+                # SageMaker copies to the shadow the share of requests its weight is of the production weight.
+                out.append(dataclasses.replace(v, shadow=arm.shadow, weight=float(exp.shadow_sampling if arm.shadow else 100)))
+            else:
+                out.append(dataclasses.replace(v, weight=float(arm.weight), shadow=False))
+        return out
 
     @property
     def is_prod(self) -> bool:
@@ -1137,6 +1239,57 @@ class DeliveryConfig(_Model):
         return value
 
 
+MODEL_EXPERIMENT_KINDS = ("model-ab", "model-shadow")
+
+
+def experiment_specs(cfg: EnvironmentConfig) -> dict[str, dict]:
+    """What the judge needs per experiment (its EXPERIMENTS variable), with the deployed endpoint name for model arms."""
+    specs = {}
+    for name, exp in cfg.experiments.items():
+        spec: dict = {"kind": exp.kind, "metrics": list(exp.metrics), "min_samples": exp.min_samples, "alpha": exp.alpha,
+                      "arms": [{"name": a.name, **({"variant": a.variant} if a.variant else {})} for a in exp.arms]}
+        if exp.kind in MODEL_EXPERIMENT_KINDS:
+            spec["endpoint"] = f"{cfg.name_prefix}-{exp.endpoint}"
+        if exp.winner:
+            spec["winner"] = exp.winner
+        specs[name] = spec
+    return specs
+
+
+def _check_model_experiments(cfg: EnvironmentConfig) -> None:
+    """A model experiment drives the LLM endpoint's variants: they must exist, be all of them, and be one experiment's."""
+    llm = cfg.inference.llm
+    owners = []
+    for exp_name, exp in cfg.experiments.items():
+        if exp.kind not in MODEL_EXPERIMENT_KINDS:
+            continue
+        where = f"experiments.{exp_name}"
+        if not cfg.capabilities.inference:
+            raise ValueError(f"{where}: a {exp.kind} experiment needs capabilities.inference (the endpoint it drives)")
+        if exp.endpoint != llm.name:
+            raise ValueError(f"{where}.endpoint: {exp.endpoint!r} is not the LLM endpoint; allowed: {llm.name} (inference.llm.name)")
+        owners.append(exp_name)
+        for arm in exp.arms:
+            if arm.variant not in llm.variants:
+                raise ValueError(f"{where}.arms.{arm.name}.variant: {arm.variant!r} is not a variant of inference.llm.variants; "
+                                 f"declared: {', '.join(llm.variants)}")
+        variants = [a.variant for a in exp.arms]
+        if len(set(variants)) != len(variants):
+            raise ValueError(f"{where}.arms: each arm serves its own variant, got {variants}")
+        others = sorted(set(llm.variants) - set(variants))
+        if others and exp.winner is None:
+            raise ValueError(f"{where}.arms: inference.llm.variants {others} are not arms; the experiment's arms are all of "
+                             "the endpoint's variants (traffic the judge does not see would dilute it)")
+        if llm.scaling.mode == "scale-to-zero":
+            raise ValueError(f"{where}: inference.llm.scaling.mode scale-to-zero serves one inference component, not "
+                             "weighted or shadow variants; use target-tracking or none while the experiment runs")
+        if cfg.inference.data_capture_percent == 0 and exp.winner is None:
+            raise ValueError(f"{where}: inference.data_capture_percent is 0; the judge reads each variant's captured traffic")
+    if len(owners) > 1:
+        raise ValueError(f"experiments: {', '.join(owners)} all drive the variants of endpoint {llm.name}; one model experiment "
+                         "per endpoint (remove the finished one once its winner is the only variant in inference.llm.variants)")
+
+
 def _check_inference(cfg: EnvironmentConfig) -> None:
     """Container settings, sizing, timeouts, model sources and the embedding dimension."""
     inf, where = cfg.inference, "inference.llm"
@@ -1183,6 +1336,13 @@ def _check_inference(cfg: EnvironmentConfig) -> None:
     if scaling.mode == "scale-to-zero" and (len(inf.llm.variants) > 1 or asyncc.enabled):
         raise ValueError(f"{where}.scaling.mode: scale-to-zero (inference components) supports one variant and no "
                          f"async_inference; got {len(inf.llm.variants)} variant(s), async {asyncc.enabled}")
+    if inf.llm.schedule.enabled and (scaling.mode == "scale-to-zero" or asyncc.enabled):
+        why = "scaling.mode is scale-to-zero" if scaling.mode == "scale-to-zero" else "async_inference scales from zero"
+        raise ValueError(f"{where}.schedule.enabled: the endpoint already idles at zero instances ({why}); "
+                         "a stop/start schedule is only for instance-based real-time endpoints")
+    if inf.embeddings.enabled and inf.embeddings.schedule.enabled and inf.embeddings.serverless:
+        raise ValueError("inference.embeddings.schedule.enabled: a serverless endpoint already idles at zero; "
+                         "a stop/start schedule is only for instance-based endpoints (serverless: false)")
     if asyncc.enabled and any(v.shadow for v in inf.llm.variants.values()):
         raise ValueError(f"{where}.async_inference: an asynchronous endpoint cannot carry a shadow variant")
     emb = inf.embeddings

@@ -95,6 +95,13 @@ class LlmOpsStage(Stage):
                 stack_name=f"{cfg.name_prefix}-human-review",
                 description=f"LLMOps {cfg.name}: A2I review of LLM answers, routing, results into datasets",
             )
+        if cfg.experiments:  # only where experiments are declared: keeps every other synth lean
+            from llmops.stacks.experiments import ExperimentsStack
+
+            self.experiments = ExperimentsStack(
+                self, "Experiments", foundation=foundation, env_config=cfg, stack_name=f"{cfg.name_prefix}-experiments",
+                description=f"LLMOps {cfg.name}: the scheduled experiment judge and its verdicts",
+            )
 
         if caps.monitoring:
             from llmops.stacks.monitoring import MonitoringStack

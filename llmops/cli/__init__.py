@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "llmops.cli.experiments",
     "llmops.cli.monitor_retraining",
     "llmops.cli.models",
+    "llmops.cli.inference",
 )
 OPTIONAL_COMMAND_MODULES = (
     "llmops.cli.local_rag",

@@ -292,7 +292,8 @@ def _inference_lines(env: Any, where: str) -> list[tuple]:
     Quantities are instance-hours per day: the minimum instance count of each variant (target
     tracking: ``scaling.min_capacity``; no scaling: its instance count; shadow: its instance count)
     times 24. Scale-to-zero (inference components), async endpoints (min 0 on backlog) and serverless
-    embeddings idle at 0 instances.
+    embeddings idle at 0 instances. An endpoint on a stop/start ``schedule`` counts only its
+    on-hours (the week's average per day from the two crons) instead of 24.
     """
     if not getattr(env.capabilities, "inference", False):
         return []
@@ -300,6 +301,14 @@ def _inference_lines(env: Any, where: str) -> list[tuple]:
     inf = env.inference
     llm, scaling = inf.llm, inf.llm.scaling
     at = f"{where}.inference.llm"
+
+    def hours(schedule: Any, at: str) -> tuple[float, str]:
+        if getattr(schedule, "enabled", False):
+            on = schedule.on_hours_per_day()
+            return on, f"{at}.schedule on-hours ({on:.2f} h/day: {schedule.start} to {schedule.stop} {schedule.timezone})"
+        return HOURS_PER_DAY, "24 h"
+
+    llm_hours, llm_hours_from = hours(llm.schedule, at)
     for v in env.llm_variants():
         if v.shadow:
             count, source = v.instance_count, f"{at}.variants.{v.name}.instance_count (shadow)"
@@ -312,11 +321,12 @@ def _inference_lines(env: Any, where: str) -> list[tuple]:
         else:
             count, source = v.instance_count, f"{at}.instance_count (scaling.mode=none)"
         lines.append((IDLE, f"LLM endpoint variant {v.name} ({v.instance_type} x {count})", "sagemaker-hosting",
-                      v.instance_type, count * HOURS_PER_DAY, f"{source} x 24 h"))
+                      v.instance_type, count * llm_hours, f"{source} x {llm_hours_from}"))
     emb = inf.embeddings
     if emb.enabled and not emb.serverless:
+        emb_hours, emb_hours_from = hours(emb.schedule, f"{where}.inference.embeddings")
         lines.append((IDLE, f"embedding endpoint ({emb.instance_type} x {emb.instance_count})", "sagemaker-hosting",
-                      emb.instance_type, emb.instance_count * HOURS_PER_DAY, f"{where}.inference.embeddings.instance_count x 24 h"))
+                      emb.instance_type, emb.instance_count * emb_hours, f"{where}.inference.embeddings.instance_count x {emb_hours_from}"))
     return lines
 
 

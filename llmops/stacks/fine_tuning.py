@@ -135,6 +135,7 @@ class FineTuningStack(Stack):
                 subnet_ids=subnet_ids,
                 security_group_id=self.security_group.security_group_id,
                 description=case.description or f"Fine-tune {case.base_model or ft.base_model} for {use_case}",
+                tags=cfg.tags,
             )
             pipeline.node.add_dependency(self.registry.groups[use_case])
             pipeline.node.add_dependency(self.role)

@@ -39,9 +39,22 @@ class InferenceStack(Stack):
         ], [
             cloudwatch.GraphWidget(title=f"{e.endpoint_name} model latency p50/p90 (µs)",
                                    left=[e.metric_latency(statistic="p50"), e.metric_latency()], width=12) for e in endpoints
-        ], [cloudwatch.AlarmStatusWidget(title="Inference alarms", alarms=[a for e in endpoints for a in e.alarms], width=24)]])
+        ], *self._variant_widgets(), [cloudwatch.AlarmStatusWidget(title="Inference alarms", alarms=[a for e in endpoints for a in e.alarms],
+                                                                   width=24)]])
         for e in endpoints:
             CfnOutput(self, f"{e.node.id}EndpointName", value=e.endpoint_name)
+
+    def _variant_widgets(self) -> list[list[cloudwatch.IWidget]]:
+        """Per-variant traffic and latency when the LLM endpoint has several (an A/B or shadow experiment's arms)."""
+        variants = [v.name for v in self.llm.variants]
+        if len(variants) < 2 or self.llm.components:
+            return []
+        return [[
+            cloudwatch.GraphWidget(title=f"{self.llm.endpoint_name} invocations per variant",
+                                   left=[self.llm.metric_invocations(v) for v in variants], width=12),
+            cloudwatch.GraphWidget(title=f"{self.llm.endpoint_name} model latency p90 per variant (µs)",
+                                   left=[self.llm.metric_latency(v) for v in variants], width=12),
+        ]]
 
     @property
     def rag_container(self) -> str:

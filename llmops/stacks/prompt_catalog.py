@@ -72,7 +72,23 @@ class PromptCatalogStack(Stack):
         )
         # The RAG stack takes ``prompt_catalog.catalog`` (llmops/stage.py) and calls grant_render.
         self.table = self.catalog.table
-        runtime_env = self.catalog.runtime_environment()
+        # The only principal that may create versions: the API and the sync invoke it (no PutItem of their own).
+        self.writer_function = PlatformFunction(
+            self,
+            "WriterFunction",
+            entry="prompt_catalog_writer",
+            invoked_by="the prompt catalog API and sync functions and grant_write grantees (synchronous invoke)",
+            runtime_packages=["prompt_catalog"],
+            key=key,
+            network=foundation.network,
+            environment=self.catalog.runtime_environment(),
+            memory_size=1024,
+            timeout=Duration.seconds(10),
+            log_retention=log_retention,
+            description="Prompt catalog version writer: the only creator of prompt versions (conditional create)",
+        )
+        self.catalog.add_version_writer(self.writer_function)
+        runtime_env = {**self.catalog.runtime_environment(), **self.catalog.version_writer_environment()}
 
         self.api_function = PlatformFunction(
             self,
@@ -90,6 +106,7 @@ class PromptCatalogStack(Stack):
             description="Prompt catalog REST API: versions, aliases, diff, render",
         )
         self.catalog.grant_write(self.api_function.role)
+        self._reach_writer(self.api_function)
         self.api = self._api(key, log_retention)
         foundation.alarm_action(*api_alarms(self, "CatalogApi", self.api, [self.api_function.function]))
 
@@ -108,6 +125,7 @@ class PromptCatalogStack(Stack):
             description="Sync-at-deploy of prompts/*.yaml into the prompt catalog (idempotent)",
         )
         self.catalog.grant_write(self.sync_function.role)
+        self._reach_writer(self.sync_function)
         from llmops.constructs.core.custom_resource import custom_resource_provider
 
         provider = custom_resource_provider(self, "SyncProvider", on_event=self.sync_function, key=key, log_retention=log_retention)
@@ -123,6 +141,12 @@ class PromptCatalogStack(Stack):
 
         CfnOutput(self, "TableName", value=self.catalog.table_name)
         CfnOutput(self, "ApiUrl", value=self.api.url)
+
+    @staticmethod
+    def _reach_writer(function: PlatformFunction) -> None:
+        # From the isolated subnets a function reaches the Lambda API only through its interface endpoint.
+        if function.network is not None:
+            function.network.add_interface_endpoint("lambda")
 
     def _api(self, key, log_retention: logs.RetentionDays) -> apigw.RestApi:
         access_logs = logs.LogGroup(self, "ApiAccessLogs", encryption_key=key, retention=log_retention)

@@ -39,6 +39,7 @@ ACTION_EXCEPTIONS: dict[tuple[str, str], tuple[str, ...]] = {
     ("bedrock-runtime", "Converse"): ("InvokeModel",),
     ("bedrock-runtime", "ConverseStream"): ("InvokeModelWithResponseStream",),
     ("sagemaker-runtime", "InvokeEndpointWithResponseStream"): ("InvokeEndpointWithResponseStream",),
+    ("lambda", "Invoke"): ("InvokeFunction",),
     # The batch operations are authorized as their single-message actions.
     ("sqs", "SendMessageBatch"): ("SendMessage",),
     ("sqs", "DeleteMessageBatch"): ("DeleteMessage",),
@@ -92,6 +93,10 @@ def required(call: dict[str, Any], *, region: str, account: str, rename: Rename)
     if service == "kendra" and "IndexId" in params:
         index = rename("kendra-index", params["IndexId"])
         return [need(n, f"{head}:kendra:{region}:{account}:index/{index}") for n in names]
+    if service == "lambda" and "FunctionName" in params:
+        function = rename("lambda-function", params["FunctionName"])
+        arn = function if function.startswith("arn:") else f"{head}:lambda:{region}:{account}:function:{function}"
+        return [need(n, arn) for n in names]
     if service == "sagemaker":
         return _sagemaker(operation, params, region, account, rename, why)
     if service == "stepfunctions":

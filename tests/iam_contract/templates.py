@@ -222,11 +222,29 @@ def synthesize(outdir: Path) -> dict[str, Assembly]:
     """Every environment of the repo's config, bundling and cdk-nag skipped, as assemblies by stage."""
     from llmops.config import parse_config
     from llmops.stage import LlmOpsStage
-    from tests.helpers import make_app, raw_config
+    from tests.helpers import config_with, make_app, raw_config
 
     app = make_app(outdir=str(outdir))
     config = parse_config(raw_config())
     for name in config.environments:
         LlmOpsStage(app, config.get(name), nag=False)
     app.synth()
-    return {name: Assembly(outdir / f"assembly-{name}") for name in config.environments}
+    assemblies = {name: Assembly(outdir / f"assembly-{name}") for name in config.environments}
+    # The committed environments declare no experiment, so no stage of theirs deploys the judge job:
+    # dev with one experiment (and only the foundation beside it) puts it under the same checks.
+    extra = make_app(outdir=str(outdir / "with-experiments"))
+    LlmOpsStage(extra, config_with("dev", EXPERIMENTS_STAGE).get("dev"), nag=False)
+    extra.synth()
+    assemblies[EXTRA_STAGES[0]] = Assembly(outdir / "with-experiments" / "assembly-dev")
+    return assemblies
+
+
+# Stages beyond the committed environments (checks that expect every capability skip them).
+EXTRA_STAGES = ("dev+experiments",)
+EXPERIMENTS_STAGE = {
+    "capabilities": {c: False for c in ("data_prep", "prompt_catalog", "rag", "fine_tuning", "inference", "monitoring",
+                                        "human_review")},
+    "experiments": {"answer-v2": {
+        "kind": "prompt-ab", "prompt": "rag-answer", "end": "2099-12-31",
+        "arms": [{"name": "v1", "version": 1, "weight": 90}, {"name": "v2", "version": 2, "weight": 10}]}},
+}

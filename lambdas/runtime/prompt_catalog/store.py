@@ -114,6 +114,7 @@ class PromptCatalogStore:
         overflow_bucket: str | None = None,
         overflow_prefix: str = "prompts/",
         inline_limit: int = INLINE_LIMIT_BYTES,
+        version_writer: Any = None,
     ) -> None:
         if not table_name:
             raise ValueError("table_name: the prompt catalog table name is required")
@@ -125,6 +126,9 @@ class PromptCatalogStore:
         self.overflow_bucket = overflow_bucket
         self.overflow_prefix = overflow_prefix
         self.inline_limit = inline_limit
+        # Deployed API and sync functions hold no PutItem: versions and metadata go through the
+        # writer function (lambdas/runtime/prompt_catalog/writer.py), which alone may create versions.
+        self.version_writer = version_writer
 
     @classmethod
     def from_env(cls, environ: Any = None) -> "PromptCatalogStore":
@@ -133,13 +137,17 @@ class PromptCatalogStore:
 
         import boto3
 
+        from lambdas.runtime.prompt_catalog.writer import WRITER_ENV, LambdaVersionWriter
+
         env = os.environ if environ is None else environ
+        writer = env.get(WRITER_ENV)
         return cls(
             env["PROMPT_TABLE_NAME"],
             dynamodb=boto3.client("dynamodb"),
             s3=boto3.client("s3"),
             overflow_bucket=env.get("PROMPT_OVERFLOW_BUCKET") or None,
             overflow_prefix=env.get("PROMPT_OVERFLOW_PREFIX", "prompts/"),
+            version_writer=LambdaVersionWriter(writer) if writer else None,
         )
 
     # ---- versions -------------------------------------------------------------------------
@@ -178,6 +186,11 @@ class PromptCatalogStore:
 
         check_prompt_id(prompt_id)
         validate_content(content)
+        if self.version_writer is not None:
+            return self.version_writer.create_version(
+                prompt_id, content, change_note=change_note, author=author, description=description, owner=owner,
+                tags=tags, only_if_changed=only_if_changed,
+            )
         content_json = content.canonical_json()
         content_hash = hashlib.sha256(content_json.encode("utf-8")).hexdigest()
         body: dict[str, Any]
@@ -354,6 +367,10 @@ class PromptCatalogStore:
 
     def update_metadata(self, prompt_id: str, *, description=None, owner=None, tags=None) -> bool:
         """Write description/owner/tags if they differ from what is stored; returns whether it wrote."""
+        if self.version_writer is not None:
+            if not self._meta_differs(prompt_id, description, owner, tags):
+                return False  # the common case (a sync of unchanged files) needs no invoke
+            return self.version_writer.update_metadata(prompt_id, description=description, owner=owner, tags=tags)
         if not self._meta_differs(prompt_id, description, owner, tags):
             return False
         self._upsert_meta(prompt_id, self.latest_version_number(prompt_id), description, owner, tags, _now())
@@ -495,7 +512,6 @@ class PromptCatalogStore:
         revision = expected_revision + 1
         updated_by = updated_by[:512] or "unknown"
         values: dict[str, Any] = {
-            ":id": {"S": prompt_id},
             ":t": {"L": [{"M": {"version": {"N": str(t.version)}, "weight": {"N": str(t.weight)}}} for t in parsed]},
             ":rev": {"N": str(revision)},
             ":now": {"S": now},
@@ -507,11 +523,11 @@ class PromptCatalogStore:
             condition = "revision = :r"
             values[":r"] = {"N": str(expected_revision)}
         try:
-            # UpdateItem, not PutItem: the IAM policy lets PutItem write only version-shaped items.
+            # UpdateItem of alias-only attributes: callers' IAM lets them name no attribute a version has.
             self._ddb.update_item(
                 TableName=self.table_name,
                 Key={"pk": _pk(prompt_id), "sk": {"S": f"A#{alias}"}},
-                UpdateExpression="SET prompt_id = :id, targets = :t, revision = :rev, updated_at = :now, updated_by = :by",
+                UpdateExpression="SET targets = :t, revision = :rev, updated_at = :now, updated_by = :by",
                 ConditionExpression=condition,
                 ExpressionAttributeValues=values,
             )

@@ -82,18 +82,19 @@ class SageMakerLlm:
     def __init__(self, endpoint_name: str, *, container: str = "tgi", client: Any = None,
                  sleep: Callable[[float], None] | None = None, attempts: int = DEFAULT_ATTEMPTS,
                  max_stop_sequences: int | None = None,
-                 inference_component: str | None = None) -> None:
+                 inference_component: str | None = None, target_variant: str | None = None) -> None:
         if container not in ("tgi", "djl-lmi", "vllm"):
             raise ValueError(f"LLM_CONTAINER must be 'tgi', 'djl-lmi' or 'vllm', got {container!r}")
         import boto3
 
         self.endpoint_name = endpoint_name
         self.inference_component = inference_component  # endpoints with inference components need its name
+        self.target_variant = target_variant  # one production variant (experiment replay, sticky A/B assignment)
         self.container = container
         if max_stop_sequences is None and container == "tgi":
             max_stop_sequences = TGI_DEFAULT_MAX_STOP_SEQUENCES
         self.max_stop_sequences = max_stop_sequences
-        self.name = f"sagemaker:{endpoint_name}"
+        self.name = f"sagemaker:{endpoint_name}" + (f"/{target_variant}" if target_variant else "")
         self._client = client or boto3.client("sagemaker-runtime", config=client_config())
         self._backoff = {"attempts": attempts, **({"sleep": sleep} if sleep else {})}
 
@@ -136,6 +137,8 @@ class SageMakerLlm:
                    "Body": body}
         if self.inference_component:
             request["InferenceComponentName"] = self.inference_component
+        if self.target_variant:
+            request["TargetVariant"] = self.target_variant
         response = call_with_backoff(
             lambda: self._client.invoke_endpoint(**request),
             service=f"SageMaker endpoint {self.endpoint_name}",

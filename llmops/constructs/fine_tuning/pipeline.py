@@ -50,6 +50,42 @@ def load_compiled_definitions(env: EnvironmentConfig, directory: Path | None = N
     return dict(document["pipelines"])
 
 
+# Step types whose request starts a job that bills by the hour (CreateTrainingJob, CreateProcessingJob, ...).
+JOB_STEP_TYPES = ("Training", "Processing", "Transform", "Tuning")
+
+
+def tag_job_steps(definition: str, tags: Mapping[str, str]) -> str:
+    """``definition`` with ``tags`` in the ``Tags`` of every job step's request, nested steps included.
+
+    The SDK 3 ModelTrainer takes no tags, and a pipeline's own tags are not copied onto the jobs it
+    starts (they get only ``sagemaker:pipeline-*`` tags), so cost allocation needs them here. A tag
+    the step already carries keeps its value.
+    """
+    if len(tags) > 50:
+        raise ValueError(f"tags: SageMaker jobs take at most 50 tags, got {len(tags)}")
+    for key, value in tags.items():
+        if not 1 <= len(key) <= 128 or len(value) > 256 or key.lower().startswith("aws:"):
+            raise ValueError(f"tags.{key}: a job tag key is 1-128 characters not starting with 'aws:', its value at most 256")
+    document = json.loads(definition)
+
+    def walk(steps: list) -> None:
+        for step in steps:
+            if step.get("Type") in JOB_STEP_TYPES:
+                arguments = step.setdefault("Arguments", {})
+                present = {t["Key"] for t in arguments.get("Tags", [])}
+                # "${" would be read as a placeholder by Fn::Sub: "${!" keeps it literal.
+                extra = [{"Key": k.replace("${", "${!"), "Value": v.replace("${", "${!")}
+                         for k, v in sorted(tags.items()) if k not in present]
+                if extra:
+                    arguments["Tags"] = [*arguments.get("Tags", []), *extra]
+            arguments = step.get("Arguments", {})
+            for branch in ("IfSteps", "ElseSteps"):
+                walk(arguments.get(branch, []))
+
+    walk(document.get("Steps", []))
+    return json.dumps(document, sort_keys=True, separators=(",", ":"))
+
+
 class FineTuningPipeline(Construct):
     """One use case's pipeline: prepare -> train -> evaluate -> check -> register (or fail)."""
 
@@ -68,8 +104,12 @@ class FineTuningPipeline(Construct):
         subnet_ids: Sequence[str],
         security_group_id: str,
         description: str = "",
+        tags: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(scope, id)
+        if tags:
+            # The environment's cost tags on every training/processing job the pipeline starts.
+            definition = tag_job_steps(definition, tags)
         if not re.fullmatch(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,255}", pipeline_name):
             raise ValueError(f"pipeline_name: {pipeline_name!r} is not a valid SageMaker pipeline name")
         if not subnet_ids:

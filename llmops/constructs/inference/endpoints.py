@@ -150,6 +150,18 @@ class _Endpoint(Construct):
         # SageMaker lower-cases endpoint names in ARNs.
         return stack.format_arn(service="sagemaker", resource="endpoint", resource_name=self.endpoint_name.lower())
 
+    def _schedule(self, ctx: ServingContext, schedule) -> "EndpointSchedule | None":
+        """The stop/start schedule config asks for (config validation refused it on endpoints that idle at zero)."""
+        if not schedule.enabled:
+            return None
+        from llmops.constructs.inference.schedule import EndpointSchedule
+
+        made = EndpointSchedule(self, "Schedule", endpoint_name=self.endpoint_name, endpoint_config_name=self.endpoint_config_name,
+                                schedule=schedule, key=ctx.key, tags=ctx.env_config.tags, alarm_action=ctx.alarm_action)
+        for cfn in made.schedules.values():
+            cfn.node.add_dependency(self.endpoint)  # the first stop never races the endpoint's creation
+        return made
+
     def grant_invoke(self, grantee: iam.IGrantable) -> iam.Grant:
         actions = ["sagemaker:InvokeEndpoint"] + (["sagemaker:InvokeEndpointAsync"] if self.async_enabled else [])
         return iam.Grant.add_to_principal(grantee=grantee, actions=actions, resource_arns=[self.endpoint_arn])
@@ -219,6 +231,7 @@ class LlmEndpoint(_Endpoint):
             self.endpoint.node.add_dependency(alarm)
         self.component = self._inference_component(variants[0]) if self.components else None
         self._scaling(llm)
+        self.schedule = self._schedule(ctx, llm.schedule)
 
     # -- pieces ---------------------------------------------------------------------------------
 
@@ -307,6 +320,7 @@ class LlmEndpoint(_Endpoint):
             }
             ctx.data.grant_read_write(self.role, ASYNC_PREFIX)
         props["EndpointConfigName"] = _name(self.endpoint_name, short_hash(props, self))
+        self.endpoint_config_name = props["EndpointConfigName"]
         config = _tagged(self, "EndpointConfig", "AWS::SageMaker::EndpointConfig", props, cfg)
         for model in self.models.values():
             config.node.add_dependency(model)
@@ -422,6 +436,7 @@ class EmbeddingEndpoint(_Endpoint):
                 config["DataCaptureConfig"] = capture
         config["ProductionVariants"] = [variant]
         config["EndpointConfigName"] = _name(self.endpoint_name, short_hash(config, self))
+        self.endpoint_config_name = config["EndpointConfigName"]
         self.endpoint_config = _tagged(self, "EndpointConfig", "AWS::SageMaker::EndpointConfig", config, cfg)
         self.endpoint_config.node.add_dependency(self.model)
         self.alarms = self._alarms(ctx, gpu=emb.container == "tei" and not emb.serverless)
@@ -437,3 +452,4 @@ class EmbeddingEndpoint(_Endpoint):
         self.endpoint = _tagged(self, "Endpoint", "AWS::SageMaker::Endpoint", endpoint, cfg)
         for alarm in self.alarms:
             self.endpoint.node.add_dependency(alarm)
+        self.schedule = self._schedule(ctx, emb.schedule)

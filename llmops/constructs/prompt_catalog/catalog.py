@@ -9,13 +9,14 @@ Access is granted by intent: ``grant_render`` (what a runtime client needs: read
 a version), ``grant_read`` (also list), ``grant_write`` (also create versions and move aliases;
 never delete: versions are immutable).
 
-Version immutability is enforced in IAM as far as IAM can see a request: ``dynamodb:Attributes``
-(the top-level attribute names a request writes) limits ``UpdateItem`` to metadata, alias and
-sync-state attributes, so no grantee can change a version's content, hash, number, author or
-change note; and ``PutItem`` (used only to create versions) to version-shaped items carrying a
-``content_hash``, so nobody can replace an alias or metadata item, or blank a version, with it.
-IAM cannot see a ``ConditionExpression``: a PutItem of a complete, different version over an
-existing number is refused only by the store's ``attribute_not_exists`` (tested as a contract).
+Version immutability holds for every grantee because only one principal can write a version:
+the version writer function (``add_version_writer``; ``lambdas/prompt_catalog_writer``) holds the
+table's only ``PutItem`` and metadata ``UpdateItem``, and creates versions only with
+``attribute_not_exists``. ``grant_write`` gives no ``PutItem`` or ``BatchWriteItem`` at all: it
+gives ``lambda:InvokeFunction`` on the writer (versions and metadata go through it) and an
+``UpdateItem`` whose ``dynamodb:Attributes`` may name only alias and sync-state attributes, none
+of which a version item has, so a grantee cannot create, replace or change any attribute of a
+version, whatever request it sends.
 """
 
 from __future__ import annotations
@@ -38,9 +39,13 @@ API_SERVICE = "prompt_catalog_api"
 KEY_ATTRIBUTES = ("pk", "sk")
 VERSION_ATTRIBUTES = ("prompt_id", "version", "content_hash", "kind", "technique", "change_note", "author",
                       "created_at", "content_json", "content_ref")
+# Written by the version writer only (created_at and prompt_id are version attributes too).
 META_ATTRIBUTES = ("prompt_id", "description", "owner", "tags", "latest_version", "created_at", "updated_at",
-                   "gsi1pk", "gsi1sk", "sync_hash", "sync_version", "sync_aliases")
-ALIAS_ATTRIBUTES = ("prompt_id", "targets", "revision", "updated_at", "updated_by")
+                   "gsi1pk", "gsi1sk")
+# Written by grant_write grantees: no version item has any of these.
+ALIAS_ATTRIBUTES = ("targets", "revision", "updated_at", "updated_by")
+SYNC_ATTRIBUTES = ("sync_hash", "sync_version", "sync_aliases")
+WRITER_ENV = "PROMPT_VERSION_WRITER"  # lambdas/runtime/prompt_catalog/writer.py reads it
 _PREFIX_RE = re.compile(r"^[A-Za-z0-9!_.()'-]+(/[A-Za-z0-9!_.()'-]+)*/$")
 
 
@@ -51,6 +56,7 @@ class _CatalogAccess:
     key: kms.IKey
     overflow_bucket: SecureBucket | None
     overflow_prefix: str
+    version_writer_arn: str | None = None
 
     @property
     def table_name(self) -> str:
@@ -77,15 +83,34 @@ class _CatalogAccess:
         return grant
 
     def grant_write(self, grantee: iam.IGrantable) -> iam.Grant:
-        """Read, plus create versions (PutItem of version items) and update metadata and aliases
-        (UpdateItem of their attributes only); no deletes, no rewrite of a version's content."""
+        """Read, plus create versions and write metadata through the version writer (invoke only), and
+        move aliases and record sync state (UpdateItem of attributes no version item has).
+        No PutItem, no BatchWriteItem, no deletes: no grantee can write a version item."""
+        if self.version_writer_arn is None:
+            raise ValueError("PromptCatalog.grant_write: add the version writer first (add_version_writer), "
+                             "the only principal that may create versions")
         self.grant_read(grantee)
-        update_names = sorted(set(KEY_ATTRIBUTES + META_ATTRIBUTES + ALIAS_ATTRIBUTES))
         iam.Grant.add_to_principal(
             grantee=grantee, actions=["dynamodb:UpdateItem"], resource_arns=[self.table.table_arn],
-            conditions={"ForAllValues:StringEquals": {"dynamodb:Attributes": update_names}},
+            conditions={"ForAllValues:StringEquals": {"dynamodb:Attributes": sorted(set(KEY_ATTRIBUTES + ALIAS_ATTRIBUTES + SYNC_ATTRIBUTES))}},
         )
-        grant = iam.Grant.add_to_principal(
+        self.key.grant(grantee, "kms:Encrypt", "kms:GenerateDataKey")
+        return iam.Grant.add_to_principal(grantee=grantee, actions=["lambda:InvokeFunction"], resource_arns=[self.version_writer_arn])
+
+    def version_writer_environment(self) -> dict[str, str]:
+        """What a grant_write grantee's runtime store needs to write through the writer."""
+        if self.version_writer_arn is None:
+            raise ValueError("PromptCatalog.version_writer_environment: add the version writer first (add_version_writer)")
+        return {WRITER_ENV: self.version_writer_arn}
+
+    def _grant_version_writer(self, grantee: iam.IGrantable) -> None:
+        """The one principal that may PutItem version items (always as a conditional create) and write metadata."""
+        self.grant_read(grantee)
+        iam.Grant.add_to_principal(
+            grantee=grantee, actions=["dynamodb:UpdateItem"], resource_arns=[self.table.table_arn],
+            conditions={"ForAllValues:StringEquals": {"dynamodb:Attributes": sorted(set(KEY_ATTRIBUTES + META_ATTRIBUTES))}},
+        )
+        iam.Grant.add_to_principal(
             grantee=grantee, actions=["dynamodb:PutItem"], resource_arns=[self.table.table_arn],
             conditions={
                 "ForAllValues:StringEquals": {"dynamodb:Attributes": sorted(set(KEY_ATTRIBUTES + VERSION_ATTRIBUTES))},
@@ -95,7 +120,6 @@ class _CatalogAccess:
         self.key.grant(grantee, "kms:Encrypt", "kms:GenerateDataKey")
         if self.overflow_bucket is not None:
             self.overflow_bucket.grant_write(grantee, self.overflow_prefix)
-        return grant
 
     # ---- metrics ----------------------------------------------------------------------
 
@@ -183,6 +207,15 @@ class PromptCatalog(Construct, _CatalogAccess):
     def table_arn(self) -> str:
         return self.table.table_arn
 
+    def add_version_writer(self, function) -> None:
+        """Make ``function`` (a PlatformFunction running ``prompt_catalog_writer``) the catalog's only
+        version writer. Give it ``runtime_environment()`` without ``version_writer_environment()``."""
+        if self.version_writer_arn is not None:
+            raise ValueError("PromptCatalog.add_version_writer: the catalog already has its version writer (there is exactly one)")
+        self._grant_version_writer(function.role)
+        # A PlatformFunction wraps its lambda Function; a plain Function is accepted too.
+        self.version_writer_arn = getattr(function, "function", function).function_arn
+
     def runtime_environment(self) -> dict[str, str]:
         """Environment variables the runtime store and client read."""
         return {
@@ -200,14 +233,19 @@ class PromptCatalog(Construct, _CatalogAccess):
         key: kms.IKey,
         overflow_bucket: SecureBucket | None = None,
         overflow_prefix: str = "prompts/",
+        version_writer_arn: str | None = None,
     ) -> "ImportedPromptCatalog":
-        """A catalog deployed elsewhere (e.g. ``<name_prefix>-prompt-catalog``), for its grants."""
-        return ImportedPromptCatalog(scope, id, table_name=table_name, key=key, overflow_bucket=overflow_bucket, overflow_prefix=overflow_prefix)
+        """A catalog deployed elsewhere (e.g. ``<name_prefix>-prompt-catalog``), for its grants
+        (``grant_write`` needs its version writer's ARN)."""
+        return ImportedPromptCatalog(scope, id, table_name=table_name, key=key, overflow_bucket=overflow_bucket,
+                                     overflow_prefix=overflow_prefix, version_writer_arn=version_writer_arn)
 
 
 class ImportedPromptCatalog(Construct, _CatalogAccess):
-    def __init__(self, scope: Construct, id: str, *, table_name: str, key: kms.IKey, overflow_bucket: SecureBucket | None, overflow_prefix: str) -> None:
+    def __init__(self, scope: Construct, id: str, *, table_name: str, key: kms.IKey, overflow_bucket: SecureBucket | None,
+                 overflow_prefix: str, version_writer_arn: str | None = None) -> None:
         super().__init__(scope, id)
+        self.version_writer_arn = version_writer_arn
         self.key = key
         self.overflow_bucket = overflow_bucket
         self.overflow_prefix = overflow_prefix

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import threading
 from dataclasses import dataclass
 
@@ -57,8 +58,12 @@ def create_catalog_table(dynamodb, name: str = TABLE) -> None:
 class Catalog:
     dynamodb: object
     s3: object
+    # Set by the writer_lambda fixture: stores then create versions through the writer, as deployed.
+    version_writer: object = None
 
     def store(self, **kwargs) -> PromptCatalogStore:
+        if self.version_writer is not None:
+            kwargs.setdefault("version_writer", self.version_writer())
         kwargs.setdefault("overflow_bucket", BUCKET)
         kwargs.setdefault("dynamodb", self.dynamodb)
         kwargs.setdefault("s3", self.s3)
@@ -107,3 +112,79 @@ TEXT_CONTENT = {
     "variables": {"question": {"type": "string"}, "context": {"type": "string"}},
     "model_parameters": {"temperature": 0.1, "max_tokens": 256, "stop": ["\n\n"]},
 }
+
+
+WRITER_ARN = f"arn:aws:lambda:{REGION}:123456789012:function:prompt-catalog-writer"
+
+
+@dataclass
+class WriterInvocations:
+    """The requests the writer function received (through the Lambda Invoke API)."""
+
+    requests: list[dict]
+
+    def store(self, catalog: Catalog, **kwargs) -> PromptCatalogStore:
+        """A store that writes as the deployed API/sync do: versions and metadata through the writer."""
+        from lambdas.runtime.prompt_catalog.writer import LambdaVersionWriter
+
+        return catalog.store(version_writer=LambdaVersionWriter(WRITER_ARN, lambda_client=boto3.client("lambda", region_name=REGION)),
+                             **kwargs)
+
+
+@pytest.fixture
+def writer_lambda(catalog, monkeypatch):
+    """Route Lambda ``Invoke`` of the writer's ARN to ``lambdas/prompt_catalog_writer/handler.py`` in this process.
+
+    moto runs Lambda functions only in Docker, so the request goes through a real boto3 Lambda
+    client (serialized payload, the Invoke response shape with a streaming body and
+    ``FunctionError`` on an unhandled exception) and the real writer handler answers it, with
+    ``PROMPT_VERSION_WRITER`` unset as in the writer's deployed environment.
+    """
+    import io
+    import json as _json
+
+    from botocore.awsrequest import AWSResponse
+    from botocore.response import StreamingBody
+
+    from lambdas.prompt_catalog_writer import handler as writer_handler
+    from tests.lambdas.context import LambdaContext
+
+    monkeypatch.setenv("PROMPT_VERSION_WRITER", WRITER_ARN)
+    requests: list[dict] = []
+
+    def remember(params, context, **_):
+        if params.get("FunctionName") == WRITER_ARN:
+            context["writer_payload"] = params["Payload"]
+
+    def invoke(context, **_):
+        if "writer_payload" not in context:
+            return None  # any other function: moto answers
+        request = _json.loads(context["writer_payload"])
+        requests.append(request)
+        saved = os.environ.pop("PROMPT_VERSION_WRITER")
+        writer_handler.get_store.cache_clear()
+        try:
+            body, error = _json.dumps(writer_handler.handler(request, LambdaContext(function_name="prompt-catalog-writer"))), None
+        except Exception as exc:  # what Lambda reports for an unhandled exception
+            body, error = _json.dumps({"errorType": type(exc).__name__, "errorMessage": str(exc)}), "Unhandled"
+        finally:
+            os.environ["PROMPT_VERSION_WRITER"] = saved
+            writer_handler.get_store.cache_clear()
+        data = body.encode()
+        parsed = {"StatusCode": 200, "ExecutedVersion": "$LATEST", "Payload": StreamingBody(io.BytesIO(data), len(data)),
+                  "ResponseMetadata": {"HTTPStatusCode": 200}}
+        if error:
+            parsed["FunctionError"] = error
+        return AWSResponse(WRITER_ARN, 200, {}, None), parsed
+
+    boto3.setup_default_session(region_name=REGION)
+    from lambdas.runtime.prompt_catalog.writer import LambdaVersionWriter
+
+    catalog.version_writer = lambda: LambdaVersionWriter(WRITER_ARN, lambda_client=boto3.client("lambda", region_name=REGION))
+    boto3.DEFAULT_SESSION.events.register("before-parameter-build.lambda.Invoke", remember)
+    boto3.DEFAULT_SESSION.events.register("before-call.lambda.Invoke", invoke)
+    try:
+        yield WriterInvocations(requests)
+    finally:
+        catalog.version_writer = None
+        boto3.DEFAULT_SESSION = None

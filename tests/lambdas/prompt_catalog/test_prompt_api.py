@@ -47,7 +47,8 @@ def event(method: str, path: str, body: Any = None, query: dict | None = None, r
 
 
 @pytest.fixture
-def api(catalog):
+def api(catalog, writer_lambda):
+    # As deployed: the API creates versions through the writer function (it holds no PutItem).
     from lambdas.prompt_catalog_api import handler as module
 
     module.get_store.cache_clear()

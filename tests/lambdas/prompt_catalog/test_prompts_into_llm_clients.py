@@ -24,6 +24,9 @@ from lambdas.runtime.prompt_catalog.model import RenderedPrompt
 from lambdas.runtime.prompt_catalog.sync import sync_directory
 from lambdas.runtime.rag.llm import BedrockConverseLlm, PromptIncompatible, SageMakerLlm
 
+# As deployed: the sync (and the API) create versions through the writer function, which alone holds PutItem.
+pytestmark = pytest.mark.usefixtures("writer_lambda")
+
 REPO_PROMPTS = Path(__file__).resolve().parents[3] / "prompts"
 PROMPT_FILES = load_prompt_dir(REPO_PROMPTS).files
 SAMPLE = {"string": "sample {text} with braces", "integer": 3, "number": 1.5, "boolean": True, "list": ["a"], "object": {"k": "v"}}

@@ -11,6 +11,9 @@ from lambdas.prompt_catalog_sync import handler as sync_handler
 from lambdas.runtime.prompt_catalog.errors import PromptValidationError
 from lambdas.runtime.prompt_catalog.sync import sync_directory
 
+# As deployed: the sync (and the API) create versions through the writer function, which alone holds PutItem.
+pytestmark = pytest.mark.usefixtures("writer_lambda")
+
 REPO_PROMPTS = Path(__file__).resolve().parents[3] / "prompts"
 
 

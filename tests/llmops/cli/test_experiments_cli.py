@@ -104,3 +104,47 @@ def test_experiments_aws_would_refuse_are_refused_naming_the_field(change, messa
     with pytest.raises(ConfigError) as err:
         config_with("dev", {"experiments": {"x-test": {**EXPERIMENT, **change}}})
     assert message in str(err.value)
+
+
+def test_judge_reads_the_metrics_table_in_s3_and_logs_to_the_given_tracking_uri(tmp_path, monkeypatch, capsys):
+    """``--aws``: the scheduled job's selection over the environment's table, logged to MLflow from the CLI."""
+    import boto3
+    from moto import mock_aws
+
+    raw = yaml.safe_load(DEFAULT_CONFIG_PATH.read_text(encoding="utf-8"))
+    raw["environments"]["staging"]["experiments"] = {"answer-v2": {**EXPERIMENT, "min_samples": 40}}
+    path = tmp_path / "environments.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+    monkeypatch.setattr("llmops.config.DEFAULT_CONFIG_PATH", path)
+    monkeypatch.setenv("LLMOPS_HOME", str(tmp_path / "state"))
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(key, "testing")
+    rng = np.random.default_rng(3)
+    import datetime as dt
+
+    today = dt.datetime.now(dt.timezone.utc).date().isoformat()
+    rows = [{"interaction_id": f"{arm}-{i}", "experiment": "answer-v2", "arm": arm, "prompt_id": "rag-answer",
+             "relevance": float(rng.normal(base, 0.05)), "latency_ms": float(rng.normal(800, 30))}
+            for arm, base in (("v1", 0.6), ("v2", 0.7)) for i in range(50)]
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        bucket = "llmops-stg-data-111111111111-us-east-1"
+        s3.create_bucket(Bucket=bucket)
+        s3.put_object(Bucket=bucket, Key=f"monitoring/metrics/dt={today}/part-0.json",
+                      Body="\n".join(json.dumps(r) for r in rows).encode())
+        uri = f"sqlite:///{tmp_path / 'server.db'}"
+        assert cli(["experiments", "judge", "answer-v2", "--env", "staging", "--aws", "--json", "--tracking-uri", uri]) == 0
+    out = capsys.readouterr()
+    verdict = json.loads(out.out)
+    assert verdict["samples"] == {"v1": 50, "v2": 50} and verdict["winner"] == "v2"
+    assert "Read 100 row(s) in 1 object(s) of s3://llmops-stg-data-111111111111-us-east-1/monitoring/metrics/" in out.err
+    import mlflow
+
+    mlflow.set_tracking_uri(uri)
+    assert len(mlflow.search_runs(experiment_names=["staging-answer-v2"])) == 1
+    # the same rows as a file: split the same way
+    records = tmp_path / "rows.jsonl"
+    records.write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
+    assert cli(["experiments", "judge", "answer-v2", "--env", "staging", "--records", str(records), "--json", "--no-mlflow"]) == 0
+    assert json.loads(capsys.readouterr().out)["samples"] == {"v1": 50, "v2": 50}
+    assert cli(["experiments", "judge", "answer-v2", "--env", "staging", "--aws", "--local"]) == 2

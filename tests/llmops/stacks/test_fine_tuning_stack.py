@@ -157,3 +157,18 @@ def test_a_second_use_case_with_freshly_built_definitions(tmp_path, monkeypatch)
     triage = next(p for p in pipelines if p["PipelineName"] == "llmops-dev-ft-triage")
     body, variables = triage["PipelineDefinition"]["PipelineDefinitionBody"]["Fn::Sub"]
     assert "MlflowTrackingArn" not in variables and "base-models/Qwen/Qwen2.5-0.5B/" in body
+
+
+def test_every_job_the_pipeline_starts_carries_the_cost_tags(dev):
+    from tests.helpers import config_with
+
+    tags = config_with().get("dev").tags
+    body, _ = _one(dev, "AWS::SageMaker::Pipeline")["PipelineDefinition"]["PipelineDefinitionBody"]["Fn::Sub"]
+    jobs = [s for s in json.loads(body)["Steps"] if s["Type"] in ("Training", "Processing")]
+    assert [s["Name"] for s in jobs] == ["Prepare", "Train", "Evaluate"]
+    for step in jobs:
+        assert {t["Key"]: t["Value"] for t in step["Arguments"]["Tags"]} == tags, step["Name"]
+    # Tag-on-create needs sagemaker:AddTags on the jobs, scoped to the ARNs the pipeline gives them.
+    (jobs_statement,) = [s for s in _policy_statements(dev) if s.get("Sid") == "PipelineJobs"]
+    assert "sagemaker:AddTags" in jobs_statement["Action"]
+    assert all("-job/pipelines-*" in json.dumps(r) for r in jobs_statement["Resource"])

@@ -88,26 +88,55 @@ def test_api_is_account_only_logged_throttled_and_traced(dev_template):
         assert "KmsKeyId" in group["Properties"]
 
 
+def _role_statements(stack, template, role) -> list[dict]:
+    role_id = stack.get_logical_id(role.node.default_child)
+    return [s for p in template.find_resources("AWS::IAM::Policy").values() if {"Ref": role_id} in p["Properties"]["Roles"]
+            for s in p["Properties"]["PolicyDocument"]["Statement"]]
+
+
 def test_lambda_roles_get_catalog_access_without_deletes_or_wildcard_actions(dev, dev_template):
     table_id = dev.get_logical_id(dev.catalog.table.node.default_child)
-    for name, fn in (("api", dev.api_function), ("sync", dev.sync_function)):
-        role_id = dev.get_logical_id(fn.role.node.default_child)
-        statements = [
-            s
-            for p in dev_template.find_resources("AWS::IAM::Policy").values()
-            if {"Ref": role_id} in p["Properties"]["Roles"]
-            for s in p["Properties"]["PolicyDocument"]["Statement"]
-        ]
+    writer_id = dev.get_logical_id(dev.writer_function.function.node.default_child)
+    for name, fn in (("api", dev.api_function), ("sync", dev.sync_function), ("writer", dev.writer_function)):
+        statements = _role_statements(dev, dev_template, fn.role)
         actions = {a for s in statements for a in _actions(s)}
-        assert {"dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:Query"} <= actions, name
+        assert {"dynamodb:UpdateItem", "dynamodb:GetItem", "dynamodb:Query"} <= actions, name
         data_actions = {a for a in actions if a.split(":")[0] in ("dynamodb", "s3", "kms")}
         assert not any(a.endswith("*") or "Delete" in a or a == "dynamodb:Scan" for a in data_actions), (name, data_actions)
-        write = next(s for s in statements if "dynamodb:PutItem" in _actions(s))
-        assert write["Resource"] == {"Fn::GetAtt": [table_id, "Arn"]}, name
+        if name != "writer":
+            (invoke,) = [s for s in statements if "lambda:InvokeFunction" in _actions(s)]
+            assert invoke["Resource"] == {"Fn::GetAtt": [writer_id, "Arn"]}, name
+    write = next(s for s in _role_statements(dev, dev_template, dev.writer_function.role) if "dynamodb:PutItem" in _actions(s))
+    assert write["Resource"] == {"Fn::GetAtt": [table_id, "Arn"]}
+
+
+@pytest.mark.parametrize("which", ["dev", "prod"])
+def test_no_role_but_the_version_writers_can_replace_a_version_item(which, dev, dev_template, prod_template):
+    from llmops.constructs.prompt_catalog.catalog import VERSION_ATTRIBUTES
+
+    template = dev_template if which == "dev" else prod_template
+    writer_roles = [{"Ref": rid} for rid, r in template.find_resources("AWS::IAM::Role").items()
+                    if rid.startswith("WriterFunction")]
+    assert len(writer_roles) == 1
+    whole_item = {"dynamodb:PutItem", "dynamodb:BatchWriteItem", "dynamodb:PartiQLInsert", "dynamodb:PartiQLUpdate"}
+    checked = 0
+    for policy in template.find_resources("AWS::IAM::Policy").values():
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            actions = _actions(statement)
+            if any(a in ("*", "dynamodb:*") or a.startswith("dynamodb:") and "*" in a for a in actions):
+                raise AssertionError(f"a wildcard DynamoDB action: {statement}")
+            if actions & whole_item:
+                assert policy["Properties"]["Roles"] == writer_roles, statement
+                checked += 1
+            if "dynamodb:UpdateItem" in actions and policy["Properties"]["Roles"] != writer_roles:
+                names = set(statement["Condition"]["ForAllValues:StringEquals"]["dynamodb:Attributes"])
+                assert not names & set(VERSION_ATTRIBUTES), (policy["Properties"]["Roles"], sorted(names & set(VERSION_ATTRIBUTES)))
+                checked += 1
+    assert checked == 3  # the writer's PutItem, the API's and the sync's UpdateItem
 
 
 def test_functions_carry_the_catalog_environment(dev_template):
-    for entry in ("prompt_catalog_api", "prompt_catalog_sync"):
+    for entry in ("prompt_catalog_api", "prompt_catalog_sync", "prompt_catalog_writer"):
         dev_template.has_resource_properties(
             "AWS::Lambda::Function",
             {
@@ -119,6 +148,15 @@ def test_functions_carry_the_catalog_environment(dev_template):
                 "Environment": {"Variables": Match.object_like({"PROMPT_TABLE_NAME": Match.any_value(), "PROMPT_OVERFLOW_PREFIX": "prompts/"})},
             },
         )
+
+
+def test_only_the_writers_callers_are_told_to_write_through_it(dev_template):
+    functions = {r["Properties"]["Handler"].split(".")[1]: r["Properties"]["Environment"]["Variables"]
+                 for r in dev_template.find_resources("AWS::Lambda::Function").values()
+                 if r["Properties"].get("Handler", "").startswith("lambdas.")}
+    assert "PROMPT_VERSION_WRITER" not in functions["prompt_catalog_writer"]
+    for entry in ("prompt_catalog_api", "prompt_catalog_sync"):
+        assert functions[entry]["PROMPT_VERSION_WRITER"]["Fn::GetAtt"][1] == "Arn"
 
 
 def test_sync_custom_resource_tracks_the_prompt_files(dev, dev_template, tmp_path):

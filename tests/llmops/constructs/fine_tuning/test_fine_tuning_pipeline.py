@@ -76,3 +76,60 @@ def test_registry_needs_groups_and_drops_its_own_account_from_readers():
                              reader_accounts=["111111111111", "222222222222"])
     assert registry.reader_accounts == ("222222222222",)
     assert registry.approved_parameter_name("a") == "/p/fine-tuning/a/approved-model-package-arn"
+
+
+def _job_steps(steps: list) -> list[dict]:
+    found = []
+    for step in steps:
+        if step["Type"] in ("Training", "Processing", "Transform", "Tuning"):
+            found.append(step)
+        for branch in ("IfSteps", "ElseSteps"):
+            found += _job_steps(step.get("Arguments", {}).get(branch, []))
+    return found
+
+
+@pytest.mark.parametrize("env", ["dev", "staging", "prod"])
+def test_every_job_step_of_the_built_definitions_carries_the_cost_tags(env):
+    from llmops.config import REPO_ROOT
+    from llmops.constructs.fine_tuning.pipeline import tag_job_steps
+    from tests.helpers import config_with
+
+    tags = config_with().get(env).tags
+    compiled = json.loads((REPO_ROOT / "pipelines" / "definitions" / f"{env}.json").read_text())["pipelines"]
+    assert compiled
+    for use_case, definition in compiled.items():
+        steps = _job_steps(json.loads(tag_job_steps(definition, tags))["Steps"])
+        assert {s["Type"] for s in steps} == {"Training", "Processing"}, use_case
+        for step in steps:
+            assert {t["Key"]: t["Value"] for t in step["Arguments"]["Tags"]} == tags, (use_case, step["Name"])
+        # Nothing else changed: without its Tags every step is the compiled one.
+        untagged = json.loads(tag_job_steps(definition, tags))
+        for step in _job_steps(untagged["Steps"]):
+            del step["Arguments"]["Tags"]
+        assert untagged == json.loads(definition)
+
+
+def test_tagging_reaches_nested_steps_keeps_existing_tags_and_escapes_placeholders():
+    from llmops.constructs.fine_tuning.pipeline import tag_job_steps
+
+    definition = json.dumps({"Steps": [
+        {"Name": "Gate", "Type": "Condition", "Arguments": {"Conditions": [], "ElseSteps": [], "IfSteps": [
+            {"Name": "Again", "Type": "Processing", "Arguments": {"Tags": [{"Key": "owner", "Value": "step"}]}}]}},
+        {"Name": "Register", "Type": "RegisterModel", "Arguments": {}},
+    ]})
+    out = json.loads(tag_job_steps(definition, {"owner": "team", "cost-centre": "${x}"}))
+    nested = out["Steps"][0]["Arguments"]["IfSteps"][0]["Arguments"]["Tags"]
+    assert nested == [{"Key": "owner", "Value": "step"}, {"Key": "cost-centre", "Value": "${!x}"}]
+    assert "Tags" not in out["Steps"][0]["Arguments"] and "Tags" not in out["Steps"][1]["Arguments"]
+
+
+@pytest.mark.parametrize(("tags", "message"), [
+    ({f"k{i}": "v" for i in range(51)}, "at most 50"),
+    ({"aws:reserved": "v"}, "tags.aws:reserved"),
+    ({"k": "v" * 257}, "tags.k"),
+])
+def test_tags_sagemaker_would_refuse_are_refused_at_synth(tags, message):
+    from llmops.constructs.fine_tuning.pipeline import tag_job_steps
+
+    with pytest.raises(ValueError, match=message):
+        tag_job_steps('{"Steps": []}', tags)

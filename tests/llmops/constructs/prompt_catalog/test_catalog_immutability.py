@@ -1,15 +1,18 @@
-"""Version immutability in IAM: the synthesized write policy, evaluated against real requests.
+"""Version immutability in IAM: the synthesized policies, evaluated against real requests.
 
-moto does not evaluate IAM, so the writer role's statements are taken from the synthesized
-template and evaluated here (Allow statements, ``Action``, ``ForAllValues``/``ForAnyValue``
-conditions on ``dynamodb:Attributes``, implicit deny). The requests are the ones the real store
-sends, captured from boto3 while a sync and API-style writes run against moto.
+Only the version writer function may PutItem (a conditioned, version-shaped create) and write
+metadata; every ``grant_write`` grantee (the API, the sync, any other writer) has no PutItem or
+BatchWriteItem at all and an UpdateItem that may name only alias and sync-state attributes, none of
+which a version item has. The requests are the ones the real store sends, captured from boto3 while
+a sync and API-style writes run against moto through the writer function.
 
-Proven: every write the store makes is allowed; a direct ``UpdateItem`` of any version content
-attribute, a ``PutItem`` replacing an alias or metadata item, a ``PutItem`` blanking a version and
-any delete are refused. Not provable with IAM (it never sees a ``ConditionExpression``): a
-``PutItem`` of a complete different version over an existing number; there the store's
-``attribute_not_exists`` create (checked below as a contract, and refused by DynamoDB) is the guard.
+Two evaluators: moto's IAM enforcement (``set_initial_no_auth_action_count``) refuses a grantee's
+direct PutItem/BatchWriteItem overwrite made with the SDK. moto evaluates actions only (a DynamoDB
+request's resource is ``*`` and it ignores ``ForAllValues``/``ForAnyValue`` conditions), so the
+policy it gets is the template's statements widened (every resource ``*``, conditions dropped): a
+refusal under the widened policy is a refusal under the real one. The conditioned UpdateItem
+statements are evaluated by ``allowed`` below (Allow statements, ``Action``, the
+``ForAllValues``/``ForAnyValue`` operators on ``dynamodb:Attributes``, implicit deny).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import pytest
 from aws_cdk import RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk.assertions import Template
 from botocore.exceptions import ClientError
 from moto import mock_aws
@@ -31,9 +35,9 @@ from lambdas.runtime.prompt_catalog.model import parse_content
 from lambdas.runtime.prompt_catalog.store import PromptCatalogStore
 from lambdas.runtime.prompt_catalog.sync import sync_directory
 from llmops.constructs.core.secure_bucket import AccessLogBucket, SecureBucket
-from llmops.constructs.prompt_catalog.catalog import PromptCatalog
+from llmops.constructs.prompt_catalog.catalog import VERSION_ATTRIBUTES, PromptCatalog
 from tests.helpers import make_app
-from tests.lambdas.prompt_catalog.conftest import BUCKET, REGION, TABLE, TEXT_CONTENT, create_catalog_table
+from tests.lambdas.prompt_catalog.conftest import REGION, TABLE, TEXT_CONTENT, aws_env, catalog, create_catalog_table, writer_lambda  # noqa: F401
 
 REPO_PROMPTS = Path(__file__).resolve().parents[4] / "prompts"
 _WORDS = {"SET", "REMOVE", "ADD", "DELETE", "AND", "OR", "NOT", "IN", "BETWEEN", "attribute_exists", "attribute_not_exists",
@@ -42,21 +46,40 @@ _NAME = re.compile(r"(?<![:\w#])#?[A-Za-z_][A-Za-z0-9_]*")
 
 
 @pytest.fixture(scope="module")
-def writer_statements() -> list[dict]:
+def policies() -> dict[str, list[dict]]:
+    """The table statements of the version writer's role and of a grant_write grantee's role."""
     stack = Stack(make_app(), "S")
     key = kms.Key(stack, "Key", enable_key_rotation=True)
     logs = AccessLogBucket(stack, "Logs", removal_policy=RemovalPolicy.DESTROY).bucket
     bucket = SecureBucket(stack, "Artifacts", bucket_name="a-artifacts", key=key, access_logs=logs, removal_policy=RemovalPolicy.DESTROY)
     catalog = PromptCatalog(stack, "Catalog", key=key, overflow_bucket=bucket)
-    role = iam.Role(stack, "Writer", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
-    catalog.grant_write(role)
+    writer_role = iam.Role(stack, "VersionWriter", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
+    catalog.add_version_writer(lambda_.Function(stack, "WriterFunction", runtime=lambda_.Runtime.PYTHON_3_13, handler="index.handler",
+                                                code=lambda_.Code.from_inline("def handler(e, c):\n    return {}\n"), role=writer_role))
+    grantee = iam.Role(stack, "Grantee", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
+    catalog.grant_write(grantee)
     template = Template.from_stack(stack)
-    role_id = stack.get_logical_id(role.node.default_child)
     table_arn = {"Fn::GetAtt": [stack.get_logical_id(catalog.table.node.default_child), "Arn"]}
-    statements = [s for p in template.find_resources("AWS::IAM::Policy").values() if {"Ref": role_id} in p["Properties"]["Roles"]
-                  for s in p["Properties"]["PolicyDocument"]["Statement"]]
-    # Keep the statements on the table itself (the evaluator matches that one resource).
-    return [s for s in statements if table_arn == s["Resource"] or table_arn in (s["Resource"] if isinstance(s["Resource"], list) else [])]
+
+    def statements(role, on_table: bool) -> list[dict]:
+        role_id = stack.get_logical_id(role.node.default_child)
+        found = [s for p in template.find_resources("AWS::IAM::Policy").values() if {"Ref": role_id} in p["Properties"]["Roles"]
+                 for s in p["Properties"]["PolicyDocument"]["Statement"]]
+        # Keep the statements on the table itself (the evaluator matches that one resource).
+        return [s for s in found if not on_table or table_arn == s["Resource"] or table_arn in _as_list(s["Resource"])]
+
+    return {"writer": statements(writer_role, True), "grantee": statements(grantee, True),
+            "grantee-all": statements(grantee, False), "writer-all": statements(writer_role, False)}
+
+
+@pytest.fixture(scope="module")
+def writer_statements(policies) -> list[dict]:
+    return policies["writer"]
+
+
+@pytest.fixture(scope="module")
+def grantee_statements(policies) -> list[dict]:
+    return policies["grantee"]
 
 
 def _as_list(value) -> list:
@@ -96,22 +119,23 @@ def request_attributes(operation: str, params: dict) -> set[str]:
 
 
 @pytest.fixture
-def recorded(monkeypatch):
-    for name, value in {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x", "AWS_DEFAULT_REGION": REGION}.items():
-        monkeypatch.setenv(name, value)
-    with mock_aws():
-        dynamodb = boto3.client("dynamodb", region_name=REGION)
-        s3 = boto3.client("s3", region_name=REGION)
-        create_catalog_table(dynamodb)
-        s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
-        calls: list[tuple[str, dict]] = []
-        dynamodb.meta.events.register("provide-client-params.dynamodb.*",
-                                      lambda params, model, **_: calls.append((model.name, dict(params))))
-        yield PromptCatalogStore(TABLE, dynamodb=dynamodb, s3=s3, overflow_bucket=BUCKET, inline_limit=400), calls, dynamodb
+def recorded(catalog, writer_lambda):
+    """A store that writes as the deployed API/sync do, and the writes each side sent."""
+    caller: list[tuple[str, dict]] = []
+    writer: list[tuple[str, dict]] = []
+    catalog.dynamodb.meta.events.register("provide-client-params.dynamodb.*",
+                                          lambda params, model, **_: caller.append((model.name, dict(params))))
+    # The writer handler builds its clients from the default session the writer_lambda fixture set up.
+    boto3.DEFAULT_SESSION.events.register("provide-client-params.dynamodb.*",
+                                          lambda params, model, **_: writer.append((model.name, dict(params))))
+    yield writer_lambda.store(catalog, inline_limit=400), caller, writer, catalog.dynamodb
 
 
-def test_every_write_the_store_makes_is_allowed(writer_statements, recorded, tmp_path):
-    store, calls, _ = recorded
+WRITES = ("PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems", "ExecuteStatement")
+
+
+def test_every_write_is_allowed_to_the_side_that_sends_it(policies, recorded, tmp_path):
+    store, caller, writer, _ = recorded
     prompts = Path(shutil.copytree(REPO_PROMPTS, tmp_path / "prompts"))
     sync_directory(store, prompts)
     version, _ = store.create_version("rag-answer", parse_content({**TEXT_CONTENT, "template": "New {question} {context}"}),
@@ -123,24 +147,46 @@ def test_every_write_the_store_makes_is_allowed(writer_statements, recorded, tmp
     path = prompts / "ticket-triage.yaml"
     path.write_text(path.read_text().replace("max_tokens: 5", "max_tokens: 6").replace("platform-team", "support"))
     sync_directory(store, prompts)
-    writes = [(op, params) for op, params in calls if op in ("PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem")]
-    assert {op for op, _ in writes} == {"PutItem", "UpdateItem"}
-    for operation, params in writes:
-        attributes = request_attributes(operation, params)
-        assert allowed(writer_statements, operation, attributes), (operation, sorted(attributes))
-    # The contract IAM cannot check: every PutItem the store sends is a create-only put.
-    puts = [params for op, params in writes if op == "PutItem"]
+    caller_writes = [(op, p) for op, p in caller if op in WRITES]
+    writer_writes = [(op, p) for op, p in writer if op in WRITES]
+    assert {op for op, _ in caller_writes} == {"UpdateItem"}  # aliases and sync state only
+    assert {op for op, _ in writer_writes} == {"PutItem", "UpdateItem"}
+    for side, writes in (("grantee", caller_writes), ("writer", writer_writes)):
+        for operation, params in writes:
+            attributes = request_attributes(operation, params)
+            assert allowed(policies[side], operation, attributes), (side, operation, sorted(attributes))
+            if side == "grantee":
+                assert not allowed(policies["writer"], operation, attributes) or not attributes & set(VERSION_ATTRIBUTES)
+    # The contract of the one writer: every PutItem it sends is a create-only put.
+    puts = [params for op, params in writer_writes if op == "PutItem"]
     assert puts and all(p["ConditionExpression"] == "attribute_not_exists(pk)" for p in puts)
+
+
+@pytest.mark.parametrize("attribute", VERSION_ATTRIBUTES)
+def test_a_grantees_update_of_any_version_attribute_is_refused(grantee_statements, attribute):
+    # e.g. aws dynamodb update-item --key '{"pk":{"S":"P#rag-answer"},"sk":{"S":"V#0000000001"}}' --update-expression "SET content_json = :x"
+    params = {"Key": {"pk": {}, "sk": {}}, "UpdateExpression": f"SET {attribute} = :x"}
+    assert not allowed(grantee_statements, "UpdateItem", request_attributes("UpdateItem", params))
+    aliased = {"Key": {"pk": {}, "sk": {}}, "UpdateExpression": "SET #a = :x", "ExpressionAttributeNames": {"#a": attribute}}
+    assert not allowed(grantee_statements, "UpdateItem", request_attributes("UpdateItem", aliased))
+    removed = {"Key": {"pk": {}, "sk": {}}, "UpdateExpression": f"REMOVE {attribute}"}
+    assert not allowed(grantee_statements, "UpdateItem", request_attributes("UpdateItem", removed))
+
+
+@pytest.mark.parametrize("item", [
+    {"pk", "sk", "prompt_id", "version", "content_hash", "kind", "technique", "change_note", "author", "created_at", "content_json"},
+    {"pk", "sk", "content_hash", "content_json"},
+    {"pk", "sk"},
+])
+def test_a_grantee_can_put_no_item_at_all(grantee_statements, item):
+    assert not allowed(grantee_statements, "PutItem", item)
 
 
 @pytest.mark.parametrize("attribute", ["content_json", "content_ref", "content_hash", "version", "author", "change_note",
                                        "kind", "technique"])
-def test_a_direct_update_of_version_content_is_refused(writer_statements, attribute):
-    # e.g. aws dynamodb update-item --key '{"pk":{"S":"P#rag-answer"},"sk":{"S":"V#0000000001"}}' --update-expression "SET content_json = :x"
+def test_the_writer_cannot_update_version_content_either(writer_statements, attribute):
     params = {"Key": {"pk": {}, "sk": {}}, "UpdateExpression": f"SET {attribute} = :x"}
     assert not allowed(writer_statements, "UpdateItem", request_attributes("UpdateItem", params))
-    aliased = {"Key": {"pk": {}, "sk": {}}, "UpdateExpression": "SET #a = :x", "ExpressionAttributeNames": {"#a": attribute}}
-    assert not allowed(writer_statements, "UpdateItem", request_attributes("UpdateItem", aliased))
 
 
 @pytest.mark.parametrize(("item", "why"), [
@@ -154,15 +200,73 @@ def test_put_item_cannot_replace_or_blank_items(writer_statements, item, why):
 
 
 @pytest.mark.parametrize("action", ["DeleteItem", "BatchWriteItem", "PartiQLUpdate", "PartiQLDelete", "PartiQLInsert"])
-def test_no_delete_or_side_door_write_is_granted(writer_statements, action):
-    assert not allowed(writer_statements, action, {"pk", "sk"})
+@pytest.mark.parametrize("side", ["writer", "grantee"])
+def test_no_delete_or_side_door_write_is_granted(policies, side, action):
+    assert not allowed(policies[side], action, {"pk", "sk"})
 
 
 def test_a_second_create_of_a_version_number_is_refused_by_dynamodb(recorded):
-    store, calls, dynamodb = recorded
+    store, _, writer, dynamodb = recorded
     store.create_version("p", parse_content(TEXT_CONTENT))
-    first = next(params for op, params in calls if op == "PutItem")
+    first = next(params for op, params in writer if op == "PutItem")
     with pytest.raises(ClientError) as info:  # replaying the store's own create cannot overwrite v1
         dynamodb.put_item(**{**first, "Item": {**first["Item"], "content_json": {"S": "{}"}}})
     assert info.value.response["Error"]["Code"] == "ConditionalCheckFailedException"
     assert store.get_version("p", 1).content == parse_content(TEXT_CONTENT)
+
+
+def _widened(statements: list[dict]) -> dict:
+    """The statements with every resource ``*`` and no conditions: only ever more permissive."""
+    return {"Version": "2012-10-17", "Statement": [
+        {"Effect": s["Effect"], "Action": s["Action"], "Resource": "*"} for s in statements]}
+
+
+def _principal_clients(iam_client, name: str, policy: dict):
+    import json
+
+    iam_client.create_user(UserName=name)
+    iam_client.put_user_policy(UserName=name, PolicyName="from-template", PolicyDocument=json.dumps(policy))
+    key = iam_client.create_access_key(UserName=name)["AccessKey"]
+    return boto3.client("dynamodb", region_name=REGION, aws_access_key_id=key["AccessKeyId"],
+                        aws_secret_access_key=key["SecretAccessKey"], aws_session_token=None)
+
+
+def test_a_grantees_direct_overwrite_with_the_sdk_is_refused_by_iam(policies, monkeypatch):
+    from moto.core import set_initial_no_auth_action_count
+
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+
+    # The first 10 requests run unauthorised (the table; one version: query, put, update; two users with a policy and a
+    # key each); every later one is authorised. A miscount fails the setup or the refusals below, never passes silently.
+    @set_initial_no_auth_action_count(10)
+    def run() -> None:
+        with mock_aws():
+            admin = boto3.client("dynamodb", region_name=REGION)
+            create_catalog_table(admin)
+            store = PromptCatalogStore(TABLE, dynamodb=admin)
+            store.create_version("p", parse_content(TEXT_CONTENT))  # query, put, update: requests 2-4
+            iam_client = boto3.client("iam", region_name=REGION)
+            grantee = _principal_clients(iam_client, "grantee", _widened(policies["grantee-all"]))
+            writer = _principal_clients(iam_client, "writer", _widened(policies["writer-all"]))
+            key = {"pk": {"S": "P#p"}, "sk": {"S": "V#0000000001"}}
+            forged = {**key, "prompt_id": {"S": "p"}, "version": {"N": "1"}, "content_hash": {"S": "0" * 64},
+                      "kind": {"S": "text"}, "technique": {"S": "zero-shot"}, "change_note": {"S": ""},
+                      "author": {"S": "mallory"}, "created_at": {"S": "2026-01-01T00:00:00.000Z"},
+                      "content_json": {"S": '{"template": "forged"}'}}
+            # The positive control: the same credentials may read, so the refusals below are IAM's.
+            assert grantee.get_item(TableName=TABLE, Key=key)["Item"]["version"] == {"N": "1"}
+            for action, call in (("PutItem", lambda: grantee.put_item(TableName=TABLE, Item=forged)),
+                                 ("BatchWriteItem", lambda: grantee.batch_write_item(RequestItems={TABLE: [{"PutRequest": {"Item": forged}}]}))):
+                with pytest.raises(ClientError) as info:
+                    call()
+                # moto answers IAM refusals in the query protocol's XML: 403 with an AccessDenied code inside.
+                response = info.value.response
+                assert response["ResponseMetadata"]["HTTPStatusCode"] == 403
+                assert "<Code>AccessDenied</Code>" in response["Error"]["Message"] and f"dynamodb:{action}" in response["Error"]["Message"]
+            # The writer may put, but only ever as a conditional create: DynamoDB refuses the overwrite.
+            with pytest.raises(ClientError) as info:
+                writer.put_item(TableName=TABLE, Item=forged, ConditionExpression="attribute_not_exists(pk)")
+            assert info.value.response["Error"]["Code"] == "ConditionalCheckFailedException"
+            assert PromptCatalogStore(TABLE, dynamodb=grantee).get_version("p", 1).content == parse_content(TEXT_CONTENT)
+
+    run()

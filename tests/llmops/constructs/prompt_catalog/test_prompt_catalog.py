@@ -6,9 +6,16 @@ import pytest
 from aws_cdk import RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk.assertions import Match, Template
 
-from llmops.constructs.prompt_catalog.catalog import LIST_INDEX, PromptCatalog
+from llmops.constructs.prompt_catalog.catalog import (
+    ALIAS_ATTRIBUTES,
+    LIST_INDEX,
+    SYNC_ATTRIBUTES,
+    VERSION_ATTRIBUTES,
+    PromptCatalog,
+)
 from llmops.constructs.core.secure_bucket import AccessLogBucket, SecureBucket
 from tests.helpers import make_app
 
@@ -95,8 +102,17 @@ def _role(stack, name):
     return iam.Role(stack, name, assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
 
 
+def _writer_function(stack: Stack, catalog) -> iam.Role:
+    role = _role(stack, "VersionWriter")
+    function = lambda_.Function(stack, "WriterFunction", runtime=lambda_.Runtime.PYTHON_3_13, handler="index.handler",
+                                code=lambda_.Code.from_inline("def handler(event, context):\n    return {}\n"), role=role)
+    catalog.add_version_writer(function)
+    return role, function
+
+
 def test_grants_are_least_privilege_by_intent(stack):
     catalog, _ = _catalog(stack)
+    version_writer, writer_function = _writer_function(stack, catalog)
     renderer, reader, writer = _role(stack, "Renderer"), _role(stack, "Reader"), _role(stack, "Writer")
     catalog.grant_render(renderer)
     catalog.grant_read(reader)
@@ -112,20 +128,39 @@ def test_grants_are_least_privilege_by_intent(stack):
 
     assert dynamodb_actions(renderer) == {"dynamodb:GetItem", "dynamodb:Query"}
     assert dynamodb_actions(reader) == {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:BatchGetItem"}
-    assert dynamodb_actions(writer) == dynamodb_actions(reader) | {"dynamodb:PutItem", "dynamodb:UpdateItem"}
-    # Writes are conditioned on the attributes they touch (see test_catalog_immutability.py).
-    writes = [s for s in _role_statements(template, stack, writer) if _actions(s) & {"dynamodb:PutItem", "dynamodb:UpdateItem"}]
+    # A grantee writes no item whole: no PutItem, no BatchWriteItem; versions go through the writer.
+    assert dynamodb_actions(writer) == dynamodb_actions(reader) | {"dynamodb:UpdateItem"}
+    (update,) = [s for s in _role_statements(template, stack, writer) if "dynamodb:UpdateItem" in _actions(s)]
+    names = set(update["Condition"]["ForAllValues:StringEquals"]["dynamodb:Attributes"])
+    assert names == {"pk", "sk"} | set(ALIAS_ATTRIBUTES) | set(SYNC_ATTRIBUTES)
+    assert not names & set(VERSION_ATTRIBUTES)  # keys aside (DynamoDB never updates a key), no attribute a version has
+    (invoke,) = [s for s in _role_statements(template, stack, writer) if "lambda:InvokeFunction" in _actions(s)]
+    assert invoke["Resource"] == {"Fn::GetAtt": [stack.get_logical_id(writer_function.node.default_child), "Arn"]}
+    # The version writer alone: conditioned PutItem of version-shaped items and metadata UpdateItem.
+    assert dynamodb_actions(version_writer) == dynamodb_actions(reader) | {"dynamodb:PutItem", "dynamodb:UpdateItem"}
+    writes = [s for s in _role_statements(template, stack, version_writer) if _actions(s) & {"dynamodb:PutItem", "dynamodb:UpdateItem"}]
     assert len(writes) == 2 and all("dynamodb:Attributes" in s["Condition"]["ForAllValues:StringEquals"] for s in writes)
-    for role in (renderer, reader, writer):
+    for role in (renderer, reader, writer, version_writer):
         actions = all_actions(role)
         # Versions are immutable: nobody gets deletes, scans, or wildcard actions.
         assert not any("*" in a or "Delete" in a or a == "dynamodb:Scan" for a in actions), actions
     assert "kms:Encrypt" not in all_actions(reader) and "s3:PutObject" not in all_actions(reader)
-    assert {"kms:Encrypt", "kms:GenerateDataKey", "s3:PutObject"} <= all_actions(writer)
+    assert "s3:PutObject" not in all_actions(writer)  # the overflow objects are the writer's too
+    assert {"kms:Encrypt", "kms:GenerateDataKey", "s3:PutObject"} <= all_actions(version_writer)
     render_resources = [s["Resource"] for s in _role_statements(template, stack, renderer) if "dynamodb:GetItem" in _actions(s)]
     assert render_resources == [table_arn]  # not the list index
-    s3_resources = [s["Resource"] for s in _role_statements(template, stack, writer) if "s3:PutObject" in _actions(s)]
+    s3_resources = [s["Resource"] for s in _role_statements(template, stack, version_writer) if "s3:PutObject" in _actions(s)]
     assert s3_resources == [{"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":s3:::team-artifacts/prompts/*"]]}]
+
+
+def test_grant_write_needs_the_one_version_writer(stack):
+    catalog, _ = _catalog(stack)
+    with pytest.raises(ValueError, match="add the version writer first"):
+        catalog.grant_write(_role(stack, "Early"))
+    _writer_function(stack, catalog)
+    with pytest.raises(ValueError, match="already has its version writer"):
+        catalog.add_version_writer(lambda_.Function(stack, "Second", runtime=lambda_.Runtime.PYTHON_3_13, handler="index.handler",
+                                                    code=lambda_.Code.from_inline("def handler(e, c):\n    return {}\n")))
 
 
 def test_metrics_name_the_table_and_the_api_service(stack):
