@@ -630,7 +630,11 @@ MONITORED_METRICS = (
 class DriftConfig(_Model):
     metrics: tuple[str, ...] = ("relevance", "hallucination", "toxicity", "refusal")
     psi_threshold: float = Field(0.2, gt=0, le=10)  # population stability index; 0.1-0.2 moderate, > 0.2 large shift
-    ks_threshold: float = Field(0.2, gt=0, le=1)  # two-sample Kolmogorov-Smirnov statistic
+    # The one drift rule (CLI, scorer, alarms): PSI >= psi_threshold, or the two-sample
+    # Kolmogorov-Smirnov test has p < ks_pvalue with a statistic >= ks_threshold (KS alone flags
+    # negligible shifts once there are thousands of records).
+    ks_threshold: float = Field(0.1, gt=0, le=1)  # smallest two-sample KS statistic that counts
+    ks_pvalue: float = Field(0.01, gt=0, lt=1)  # and its p-value must be below this
     evaluation_periods: int = Field(1, ge=1, le=24)  # drift results (one per scoring window) in a row before the alarm
 
     @field_validator("metrics")

@@ -96,15 +96,6 @@ class LlmOpsStage(Stage):
                 stack_name=f"{cfg.name_prefix}-fine-tuning",
                 description=f"LLMOps {cfg.name}: fine-tuning pipelines, model registry and approvals",
             )
-        if caps.monitoring:
-            from llmops.stacks.monitoring import MonitoringStack
-
-            self.monitoring = MonitoringStack(
-                self, "Monitoring", foundation=foundation, env_config=cfg, stack_name=f"{cfg.name_prefix}-monitoring",
-                description=f"LLMOps {cfg.name}: drift alarms, metrics table, retraining loop",
-            )
-            if getattr(self, "fine_tuning", None) is not None:
-                self.monitoring.add_dependency(self.fine_tuning)  # starts its pipelines
         if self.promote_role is not None and self.inference is not None and getattr(self, "fine_tuning", None) is not None:
             self.inference.add_dependency(self.fine_tuning)  # the copy step registers into its package groups
         self.delivery_access = None
@@ -116,6 +107,7 @@ class LlmOpsStage(Stage):
                 rag=getattr(self, "rag", None), inference=self.inference, stack_name=f"{cfg.name_prefix}-delivery-access",
                 description=f"LLMOps {cfg.name}: the delivery pipeline's smoke-test and gate role",
             )
+        self.human_review = None
         if caps.human_review:
             from llmops.stacks.human_review import HumanReviewStack
 
@@ -133,6 +125,19 @@ class LlmOpsStage(Stage):
                 self, "Experiments", foundation=foundation, env_config=cfg, stack_name=f"{cfg.name_prefix}-experiments",
                 description=f"LLMOps {cfg.name}: the scheduled experiment judge and its verdicts",
             )
+
+        if caps.monitoring:
+            from llmops.stacks.monitoring import MonitoringStack
+
+            # After RAG, inference and human review: it scores their traffic and routes to review
+            # (the review stack never depends on monitoring).
+            self.monitoring = MonitoringStack(
+                self, "Monitoring", foundation=foundation, env_config=cfg, stack_name=f"{cfg.name_prefix}-monitoring",
+                inference=self.inference, rag=getattr(self, "rag", None), human_review=self.human_review,
+                description=f"LLMOps {cfg.name}: capture and interaction scoring, drift alarms, metrics table, retraining, dashboard",
+            )
+            if getattr(self, "fine_tuning", None) is not None:
+                self.monitoring.add_dependency(self.fine_tuning)  # starts its pipelines
 
         tags = cfg.tags
         for key, value in tags.items():

@@ -41,10 +41,11 @@ def register(registry: dict) -> None:
     drift.add_argument("--baseline", type=Path, required=True, metavar="BASELINE.json")
     drift.add_argument("--json", action="store_true", help="print the verdicts as one JSON object")
     drift.add_argument("--html", type=Path, metavar="REPORT.html", help="also write an HTML report with a plot per metric")
-    drift.add_argument("--psi-threshold", type=float, default=None, help="PSI at or above which a metric drifts (default 0.2)")
-    drift.add_argument("--ks-pvalue", type=float, default=None, help="KS p-value below which a metric drifts (default 0.01)")
-    drift.add_argument("--ks-statistic", type=float, default=None,
-                       help="smallest KS statistic that counts as drift (default 0.1; the alarms' config calls it ks_threshold)")
+    drift.add_argument("--env", default="dev",
+                       help="take the drift rule from this environment's monitoring.drift (the rule its alarms and scorer use)")
+    drift.add_argument("--psi-threshold", type=float, default=None, help="override monitoring.drift.psi_threshold")
+    drift.add_argument("--ks-pvalue", type=float, default=None, help="override monitoring.drift.ks_pvalue")
+    drift.add_argument("--ks-statistic", type=float, default=None, help="override monitoring.drift.ks_threshold")
     _model_flag(drift)
     drift.set_defaults(func=run_drift)
 
@@ -132,6 +133,28 @@ def _load_baseline(path: Path) -> Any:
         raise InputError(f"{path}: not a JSON baseline ({exc})") from None
 
 
+def drift_rule_for(env_config: Any) -> Any:
+    """The drift rule of an environment's ``monitoring.drift``: the one its alarms and scorer apply."""
+    from lambdas.runtime.monitoring.batch import DriftRule
+
+    cfg = env_config.monitoring.drift
+    return DriftRule(psi_threshold=cfg.psi_threshold, ks_threshold=cfg.ks_threshold, ks_pvalue=cfg.ks_pvalue)
+
+
+def _drift_rule(args: argparse.Namespace) -> Any:
+    from dataclasses import replace
+
+    from llmops.config import ConfigError, load_config
+
+    try:
+        rule = drift_rule_for(load_config().get(args.env))
+    except (ConfigError, KeyError) as exc:
+        raise InputError(f"--env {args.env}: {exc}") from None
+    overrides = {k: v for k, v in (("psi_threshold", args.psi_threshold), ("ks_pvalue", args.ks_pvalue),
+                                   ("ks_threshold", args.ks_statistic)) if v is not None}
+    return replace(rule, **overrides)
+
+
 def run_drift(args: argparse.Namespace) -> int:
     from lambdas.runtime.monitoring import drift as d
     from lambdas.runtime.monitoring.scoring import metric_set
@@ -146,9 +169,12 @@ def run_drift(args: argparse.Namespace) -> int:
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    options = {k: v for k, v in (("psi_threshold", args.psi_threshold), ("ks_pvalue", args.ks_pvalue),
-                                 ("ks_min_statistic", args.ks_statistic)) if v is not None}
-    results = d.drift(baseline, result.rows, **options)
+    try:
+        rule = _drift_rule(args)
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    results = d.drift(baseline, result.rows, **rule.options())
     centroid = d.centroid_distance(baseline, result.centroid)
     report = d.report_json(results, centroid=centroid)
     if args.json:

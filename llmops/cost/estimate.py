@@ -148,6 +148,9 @@ class _Builder:
         )
 
 
+ALARM_METRICS = "llmops:alarm-metrics"  # template_counts key: metrics read by all alarms together
+
+
 def template_counts(cdk_out: Path | None, environment: str) -> dict[str, int]:
     """Resource counts by type over one environment's synthesized templates (empty when absent)."""
     counts: dict[str, int] = {}
@@ -159,6 +162,11 @@ def template_counts(cdk_out: Path | None, environment: str) -> dict[str, int]:
         for resource in resources.values():
             kind = resource.get("Type", "")
             counts[kind] = counts.get(kind, 0) + 1
+            if kind == "AWS::CloudWatch::Alarm":
+                # CloudWatch bills per metric an alarm reads: a metric-math alarm over three metrics costs three.
+                metrics = (resource.get("Properties") or {}).get("Metrics")
+                used = sum(1 for m in metrics if "MetricStat" in m) if isinstance(metrics, list) else 1
+                counts[ALARM_METRICS] = counts.get(ALARM_METRICS, 0) + max(used, 1)
     return counts
 
 
@@ -189,8 +197,8 @@ def estimate(env: Any, *, prices: PriceTable | None = None, cdk_out: Path | None
     b.add(IDLE, "KMS customer-managed keys", "kms", "customer-managed-key", keys,
           "cdk.out AWS::KMS::Key" if counts else "foundation: one platform key", per=1 / DAYS_PER_MONTH)
     if counts:
-        b.add(IDLE, "CloudWatch alarms", "cloudwatch", "alarm", counts.get("AWS::CloudWatch::Alarm", 0),
-              "cdk.out AWS::CloudWatch::Alarm", per=1 / DAYS_PER_MONTH)
+        b.add(IDLE, "CloudWatch alarm metrics", "cloudwatch", "alarm", counts.get(ALARM_METRICS, counts.get("AWS::CloudWatch::Alarm", 0)),
+              f"cdk.out AWS::CloudWatch::Alarm ({counts.get('AWS::CloudWatch::Alarm', 0)}) x metrics each", per=1 / DAYS_PER_MONTH)
         b.add(IDLE, "CloudWatch dashboards", "cloudwatch", "dashboard", counts.get("AWS::CloudWatch::Dashboard", 0),
               "cdk.out AWS::CloudWatch::Dashboard", per=1 / DAYS_PER_MONTH)
         b.add(IDLE, "Secrets Manager secrets", "secretsmanager", "secret", counts.get("AWS::SecretsManager::Secret", 0),

@@ -32,6 +32,7 @@ class HumanReviewStack(Stack):
                  workteam_arn: str, **kwargs) -> None:
         super().__init__(scope, id, **kwargs)
         cfg, key, data = env_config, foundation.key, foundation.data
+        self._key_arn = key.key_arn
         review = cfg.human_review
         log_retention = retention_days(cfg.log_retention_days)
         self.review = HumanReview(
@@ -93,5 +94,12 @@ class HumanReviewStack(Stack):
         CfnOutput(self, "FlowDefinitionArn", value=self.review.flow_definition_arn)
 
     def grant_route(self, grantee: iam.IGrantable) -> None:
-        """Let the batch scorer send routed answers to review (the query path only flags them in the log)."""
-        self.review_queue.grant_send_messages(grantee)
+        """Let the batch scorer send routed answers to review (the query path only flags them in the log).
+
+        Exact actions: ``grant_send_messages`` would add the kms:ReEncrypt*/GenerateDataKey* wildcards.
+        """
+        grantee.grant_principal.add_to_principal_policy(iam.PolicyStatement(
+            sid="RouteToReview", actions=["sqs:SendMessage"],
+            resources=[self.review_queue.queue_arn]))
+        grantee.grant_principal.add_to_principal_policy(iam.PolicyStatement(
+            sid="EncryptReviewMessages", actions=["kms:GenerateDataKey", "kms:Decrypt"], resources=[self._key_arn]))

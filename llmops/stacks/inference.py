@@ -37,7 +37,10 @@ class InferenceStack(Stack):
             for arm in embedding_arms_needing_endpoints(cfg)
         }
         endpoints = [e for e in (self.llm, self.embeddings, *self.embedding_arms.values()) if e is not None]
-        self.dashboard = cloudwatch.Dashboard(self, "Dashboard", dashboard_name=f"{cfg.name_prefix}-inference", widgets=[[
+        # One dashboard per environment (a dashboard costs $3/month): with monitoring on, the
+        # environment dashboard (MonitoringStack) shows these endpoints, so this one is left out.
+        self.alarms = [a for e in endpoints for a in e.alarms]
+        self.dashboard = None if cfg.capabilities.monitoring else cloudwatch.Dashboard(self, "Dashboard", dashboard_name=f"{cfg.name_prefix}-inference", widgets=[[
             cloudwatch.GraphWidget(title=f"{e.endpoint_name} invocations and 5xx", left=[e.metric_invocations()],
                                    right=[e.metric_errors()], width=12) for e in endpoints
         ], [

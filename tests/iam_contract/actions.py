@@ -40,13 +40,19 @@ ACTION_EXCEPTIONS: dict[tuple[str, str], tuple[str, ...]] = {
     ("bedrock-runtime", "ConverseStream"): ("InvokeModelWithResponseStream",),
     ("sagemaker-runtime", "InvokeEndpointWithResponseStream"): ("InvokeEndpointWithResponseStream",),
     ("lambda", "Invoke"): ("InvokeFunction",),
+    # The batch operations are authorized as their single-message actions.
+    ("sqs", "SendMessageBatch"): ("SendMessage",),
+    ("sqs", "DeleteMessageBatch"): ("DeleteMessage",),
+    ("sqs", "ChangeMessageVisibilityBatch"): ("ChangeMessageVisibility",),
 }
+# Signing names that differ from the IAM service prefix (CloudWatch signs as "monitoring").
+IAM_PREFIX = {"monitoring": "cloudwatch"}
 
 
 def required(call: dict[str, Any], *, region: str, account: str, rename: Rename) -> list[Required]:
     """What ``call`` (a recorder line) needs from the role of the function that made it."""
     service, operation, params = call["service"], call["operation"], call["params"]
-    prefix = call["signing_name"]
+    prefix = IAM_PREFIX.get(call["signing_name"], call["signing_name"])
     why = f"{service}.{operation}"
     names = ACTION_EXCEPTIONS.get((service, operation), (operation,))
     head = "arn:aws"

@@ -14,10 +14,38 @@ from lambdas.runtime.monitoring.metrics import METRIC_SET_VERSION
 BASELINE_FORMAT = "llmops-monitoring-baseline"
 BINS = 10
 MAX_SAMPLE = 5000  # values kept per metric for the KS test; evenly spaced order statistics beyond that
+# Defaults of config monitoring.drift (psi_threshold, ks_pvalue, ks_threshold); tests/llmops/stacks/test_monitoring_stack.py
+# checks they stay equal, and the CLI, the scorer and the alarms take the configured values.
 PSI_THRESHOLD = 0.2  # the usual "significant shift" cut-off for the population stability index
 KS_PVALUE = 0.01
 KS_MIN_STATISTIC = 0.1  # with thousands of records KS flags tiny shifts; require a visible one too
 MIN_RECORDS = 20
+
+
+@dataclass(frozen=True)
+class DriftRule:
+    """The one drift rule (config ``monitoring.drift``): PSI ≥ psi_threshold, or KS p < ks_pvalue with statistic ≥ ks_threshold.
+
+    ``drift()`` applies it; the CLI (``llmops monitor drift --env``) and the scorer build it from the
+    environment's config, and the alarms read the verdict the scorer publishes (``Drift``, Statistic=Rule).
+    """
+
+    psi_threshold: float = PSI_THRESHOLD
+    ks_threshold: float = KS_MIN_STATISTIC
+    ks_pvalue: float = KS_PVALUE
+
+    def drifted(self, psi: float, ks_statistic: float, ks_pvalue: float) -> bool:
+        return psi >= self.psi_threshold or (ks_pvalue < self.ks_pvalue and ks_statistic >= self.ks_threshold)
+
+    def options(self) -> dict[str, float]:
+        """Keyword arguments of ``drift``."""
+        return {"psi_threshold": self.psi_threshold, "ks_min_statistic": self.ks_threshold, "ks_pvalue": self.ks_pvalue}
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> "DriftRule":
+        """From the scorer's DRIFT_PSI_THRESHOLD / DRIFT_KS_THRESHOLD / DRIFT_KS_PVALUE (set from config)."""
+        return cls(float(env.get("DRIFT_PSI_THRESHOLD", PSI_THRESHOLD)), float(env.get("DRIFT_KS_THRESHOLD", KS_MIN_STATISTIC)),
+                   float(env.get("DRIFT_KS_PVALUE", KS_PVALUE)))
 
 
 class BaselineError(ValueError):
@@ -160,7 +188,7 @@ def drift(baseline: Mapping[str, Any], rows: Sequence[Mapping[str, Any]], *, psi
         current = _histogram(values, edges)
         index = psi(counts, current)
         ks = ks_2samp(entry["sample"], values)
-        drifted = index >= psi_threshold or (ks.pvalue < ks_pvalue and ks.statistic >= ks_min_statistic)
+        drifted = DriftRule(psi_threshold, ks_min_statistic, ks_pvalue).drifted(index, float(ks.statistic), float(ks.pvalue))
         out.append(MetricDrift(name, "drift" if drifted else "ok", round(index, 6), round(float(ks.statistic), 6),
                                float(ks.pvalue), base_mean, _mean(values), sum(counts), len(values), edges, counts, current))
     return out

@@ -41,6 +41,9 @@ class LambdaBundle:
     architecture: str = "arm64"
     extra_files: tuple[str, ...] = field(default=())  # repo-relative paths copied as-is (e.g. prompts/)
     root: Path = REPO_ROOT  # the folder holding lambdas/; tests point it at a scratch tree
+    # Leave the dependencies' own test suites out (scipy/numpy/scikit-learn ship ~32 MB of them,
+    # which decides whether the monitoring scorer fits under 250 MB).
+    prune_tests: bool = False
 
     def __post_init__(self) -> None:
         if not (self.lambdas_dir / self.entry / "handler.py").is_file():
@@ -100,6 +103,8 @@ class LambdaBundle:
 
     def asset_hash(self) -> str:
         digest = hashlib.sha256(self.deps_key().encode())
+        if self.prune_tests:
+            digest.update(b"prune_tests\0")
         for path, rel in self.source_files():
             digest.update(rel.encode() + b"\0" + path.read_bytes() + b"\0")
         return digest.hexdigest()
@@ -142,7 +147,8 @@ class LambdaBundle:
         out = Path(output_dir)
         out.mkdir(parents=True, exist_ok=True)
         deps = self.install_dependencies()
-        shutil.copytree(deps, out, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".complete"))
+        skip = (".complete", "tests") if self.prune_tests else (".complete",)
+        shutil.copytree(deps, out, dirs_exist_ok=True, ignore=shutil.ignore_patterns(*skip))
         for path, rel in self.source_files():
             dest = out / rel
             dest.parent.mkdir(parents=True, exist_ok=True)

@@ -1,5 +1,5 @@
 """Human review end to end with the real handlers on moto: a query's answer is flagged in the interaction
-log, the log's stream record is routed (what the batch scorer does), the loop starts, the review comes
+log, the batch scorer routes the log's stream records, the loop starts, the review comes
 back and becomes a dataset version. A2I through botocore Stubber (moto has no A2I)."""
 
 from __future__ import annotations
@@ -14,10 +14,7 @@ from botocore.stub import ANY, Stubber
 from moto import mock_aws
 
 from lambdas.rag_query import handler as query_handler
-from lambdas.runtime.human_review.model import Passage, ReviewInput
-from lambdas.runtime.human_review.routing import RoutingRules, review_reasons
-from lambdas.runtime.monitoring.metrics import cheap_record_metrics
-from lambdas.runtime.monitoring.records import validate_record
+from lambdas.runtime.human_review.model import ReviewInput
 from lambdas.runtime.rag.chunking import TokenChunker
 from lambdas.runtime.rag.ingest import IngestionPipeline
 from lambdas.runtime.rag.interactions import item_to_record
@@ -30,8 +27,6 @@ pytestmark = pytest.mark.postgres
 REGION = "eu-west-1"
 FLOW = f"arn:aws:sagemaker:{REGION}:123456789012:flow-definition/llmops-dev-review-flow-abc"
 TABLE, QUEUE, BUCKET, DATASET = "llmops-dev-interactions", "llmops-dev-review", "llmops-dev-data", "reviewed-answers"
-# Only the refusal rule and negative feedback: no sampling, so the test says why the answer was routed.
-RULES = RoutingRules(sample_rate=0.0)
 REFUSAL = "I'm sorry, but I cannot answer that from the documents."
 
 
@@ -43,9 +38,11 @@ def env(aws_env, monkeypatch, pg_conninfo, store, embedder):
         "VECTOR_STORE_BACKEND": "aurora-pgvector", "PG_CONNINFO": pg_conninfo, "PG_TABLE": store.table,
         "EMBEDDING_PROVIDER": "local", "EMBEDDING_DIMENSION": "384", "TOP_K": "3", "MAX_QUESTION_CHARS": "200",
         "PROMPT_ID": "rag-answer", "PROMPT_ALIAS": "prod", "LLM_PROVIDER": "sagemaker", "LLM_ENDPOINT_NAME": "llm-tgi",
-        "LLM_CONTAINER": "tgi", "INTERACTIONS_TABLE": TABLE, "REVIEW_ROUTING": json.dumps({"sample_rate": 0.0}),
+        "LLM_CONTAINER": "tgi", "INTERACTIONS_TABLE": TABLE, "REVIEW_ROUTING": json.dumps({"sample_rate": 0.0}),  # no sampling: the test says why it routed
         "FLOW_DEFINITION_ARN": FLOW, "REVIEW_INSTRUCTIONS": "Rate it.", "REVIEW_DATASET": DATASET,
         "EVALUATION_PREFIX": "reviews/evaluation/", "DATA_BUCKET": BUCKET,
+        # The batch scorer: the same rules as the query function, under the same variable.
+        "DRIFT_METRICS": json.dumps(["refusal"]),
     }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("PROMPT_TABLE_NAME", raising=False)
@@ -75,24 +72,6 @@ def stream_records(dynamodb) -> list[dict]:
     return streams.get_records(ShardIterator=iterator)["Records"]
 
 
-def forward(record: dict) -> ReviewInput | None:
-    """What the batch scorer does with one stream record (h14's side, simulated with the same rules)."""
-    image = record["dynamodb"].get("NewImage")
-    if not image:
-        return None
-    interaction = item_to_record(image)
-    meta = interaction["metadata"]
-    feedback = ((image.get("feedback") or {}).get("M") or {}).get("rating", {}).get("S")
-    metrics = cheap_record_metrics(validate_record(interaction))
-    reasons = list(dict.fromkeys([*meta.get("review", []), *review_reasons(meta["id"], metrics, RULES, feedback)]))
-    if not reasons:
-        return None
-    return ReviewInput(
-        interaction_id=meta["id"], question=interaction["question"], answer=interaction["response"],
-        contexts=tuple(Passage(text=t) for t in interaction["contexts"]), prompt_id=meta["prompt_id"],
-        prompt_version=meta["prompt_version"], model=meta["model"], reasons=tuple(reasons))
-
-
 def sqs_event(messages: list[dict]) -> dict:
     return {"Records": [{"messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"],
                          "attributes": {}, "messageAttributes": {}, "md5OfBody": m["MD5OfBody"], "eventSource": "aws:sqs",
@@ -100,7 +79,7 @@ def sqs_event(messages: list[dict]) -> dict:
                         for m in messages]}
 
 
-def test_a_refused_answer_travels_from_the_query_to_a_dataset_version(env):
+def test_a_refused_answer_travels_from_the_query_to_a_dataset_version(env, monkeypatch):
     dynamodb = env
     # 1. The query: the model refuses; the answer comes back at once and the interaction is logged, flagged.
     generation = [{"generated_text": f" {REFUSAL}", "details": {"finish_reason": "eos_token", "generated_tokens": 12}}]
@@ -119,17 +98,26 @@ def test_a_refused_answer_travels_from_the_query_to_a_dataset_version(env):
                                                path="/feedback"), LambdaContext())
     assert response["statusCode"] == 200, response["body"]
 
-    # 3. The batch scorer's part: each stream record with a reason goes to the review queue.
+    # 3. The batch scorer (monitoring_score, the real handler) reads the stream: the INSERT is scored and
+    #    routed by the rules plus the query path's reasons, the thumbs-down MODIFY is routed as negative feedback.
     records = stream_records(dynamodb)
     assert [r["eventName"] for r in records] == ["INSERT", "MODIFY"]
-    routed = [forward(r) for r in records]
-    assert routed[0].reasons == ("refusal",) and routed[1].reasons == ("refusal", "negative feedback")
     sqs = boto3.client("sqs")
     url = sqs.get_queue_url(QueueName=QUEUE)["QueueUrl"]
-    for review in routed:
-        sqs.send_message(QueueUrl=url, MessageBody=review.model_dump_json())
+    monkeypatch.setenv("REVIEW_QUEUE_URL", url)
+    scorer = importlib.import_module("lambdas.monitoring_score.handler")
+    scorer.clients.cache_clear()
+    scorer.settings.cache_clear()
+    try:
+        assert scorer.handler({"Records": [{**r, "eventSource": "aws:dynamodb"} for r in records]}, BaseContext()) == {
+            "batchItemFailures": []}
+    finally:
+        scorer.clients.cache_clear()
+        scorer.settings.cache_clear()
     messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
-    assert len(messages) == 2
+    routed = [ReviewInput.model_validate_json(m["Body"]) for m in messages]
+    assert [r.reasons for r in routed] == [("refusal",), ("refusal", "negative feedback")]
+    assert {r.interaction_id for r in routed} == {interaction_id}
 
     # 4. Loop start (existing handler): one loop per interaction; the second message finds it started.
     start = importlib.import_module("lambdas.human_review_start.handler")

@@ -114,3 +114,20 @@ def test_drift_refuses_a_baseline_of_another_metric_set(tmp_path, capsys):
     baseline.write_text("{not json")
     assert main(["monitor", "drift", "--baseline", str(baseline), str(data), "--no-model"]) == 1
     assert "b.json: not a JSON baseline" in capsys.readouterr().err
+
+
+def test_drift_takes_the_environments_rule_and_names_an_unknown_environment():
+    import argparse
+
+    from lambdas.runtime.monitoring.batch import DriftRule
+    from llmops.cli import monitor
+    from llmops.config import load_config
+
+    cfg = load_config().get("dev").monitoring.drift
+    args = argparse.Namespace(env="dev", psi_threshold=None, ks_pvalue=None, ks_statistic=None)
+    assert monitor._drift_rule(args) == DriftRule(cfg.psi_threshold, cfg.ks_threshold, cfg.ks_pvalue)
+    args.ks_statistic = 0.3
+    assert monitor._drift_rule(args).ks_threshold == 0.3
+    args.env = "nowhere"
+    with pytest.raises(monitor.InputError, match="--env nowhere: env: unknown environment 'nowhere'"):
+        monitor._drift_rule(args)

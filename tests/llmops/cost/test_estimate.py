@@ -102,11 +102,15 @@ def test_templates_add_alarms_and_dashboards(tmp_path):
     assembly.mkdir()
     (assembly / "a.template.json").write_text(json.dumps({"Resources": {
         **{f"A{i}": {"Type": "AWS::CloudWatch::Alarm"} for i in range(30)},
+        # A metric-math alarm is billed per metric it reads (three here), not once.
+        "M": {"Type": "AWS::CloudWatch::Alarm", "Properties": {"Metrics": [
+            {"Id": "e", "Expression": "a + b + c"}, *({"Id": x, "MetricStat": {}} for x in "abc")]}},
         "D": {"Type": "AWS::CloudWatch::Dashboard"},
         "K": {"Type": "AWS::KMS::Key"},
     }}))
     est = estimate(config_with("dev").get("dev"), cdk_out=tmp_path)
-    assert _line(est, "CloudWatch alarms").cost == pytest.approx(30 * 0.10 / 30.4, abs=1e-4)
+    assert _line(est, "CloudWatch alarm metrics").quantity == 33
+    assert _line(est, "CloudWatch alarm metrics").cost == pytest.approx(33 * 0.10 / 30.4, abs=1e-4)
     assert _line(est, "CloudWatch dashboards").cost == pytest.approx(3.0 / 30.4, abs=1e-4)
 
 

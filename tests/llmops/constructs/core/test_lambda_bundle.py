@@ -57,3 +57,17 @@ def test_bad_bundle_props_name_the_prop(scratch_repo, kwargs, message):
     with pytest.raises(ValueError) as err:
         LambdaBundle(root=scratch_repo, **kwargs)
     assert message in str(err.value)
+
+
+def test_prune_tests_leaves_the_dependencies_test_suites_out(scratch_repo, tmp_path, monkeypatch):
+    deps = tmp_path / "deps"
+    (deps / "scipy" / "stats" / "tests").mkdir(parents=True)
+    (deps / "scipy" / "stats" / "__init__.py").write_text("")
+    (deps / "scipy" / "stats" / "tests" / "test_ks.py").write_text("x = 1\n")
+    monkeypatch.setattr(LambdaBundle, "install_dependencies", lambda self: deps)
+    kept = LambdaBundle(entry="hello", root=scratch_repo).build(tmp_path / "kept")
+    pruned_bundle = LambdaBundle(entry="hello", root=scratch_repo, prune_tests=True)
+    pruned = pruned_bundle.build(tmp_path / "pruned")
+    assert (kept / "scipy" / "stats" / "tests" / "test_ks.py").is_file()
+    assert (pruned / "scipy" / "stats" / "__init__.py").is_file() and not (pruned / "scipy" / "stats" / "tests").exists()
+    assert pruned_bundle.asset_hash() != LambdaBundle(entry="hello", root=scratch_repo).asset_hash()
