@@ -120,7 +120,7 @@ def test_a_promoted_winner_is_the_only_index_and_model():
 
 def test_query_api_accepts_a_session_id():
     rag = template_of(synth_stage("dev", ONLY_RAG).rag)
-    (model,) = rag.find_resources("AWS::ApiGateway::Model").values()
+    (model,) = [m for m in rag.find_resources("AWS::ApiGateway::Model").values() if m["Properties"]["Name"] == "QueryRequest"]
     prop = model["Properties"]["Schema"]["properties"]["session_id"]
     assert prop == {"type": "string", "minLength": 1, "maxLength": 256, "pattern": "^[!-~]+$"}
 
