@@ -20,7 +20,16 @@ def selected_environments(config: PlatformConfig, selector: str | None) -> list[
 
 
 def build_app(app: App | None = None, *, config: PlatformConfig | None = None, nag: bool = True) -> App:
-    app = app or App()
+    if app is None:
+        # CDK's built-in CloudFormation validation only warns (it fails nothing unless
+        # @aws-cdk/core:validateAgainstDefaultRules is set) and costs ~40% of the synthesis phase here:
+        # cfn-lint, which `make synth` and CI run on every template, is the platform's template check.
+        # `-c cfn_validation=true` runs the built-in one as well (its findings print as warnings).
+        app = App(builtin_cloud_formation_validation=False)
+        if str(app.node.try_get_context("cfn_validation")).lower() == "true":
+            from aws_cdk import CloudFormationValidatePlugin, Validations
+
+            Validations.of(app).add_plugins(CloudFormationValidatePlugin())
     config = config or load_config(app.node.try_get_context("config"))
     stages = {}
     delivery = config.delivery

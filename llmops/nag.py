@@ -40,7 +40,22 @@ def acknowledge(construct: IConstruct, finding: str, reason: str) -> None:
         raise ValueError(f"finding must be a rule id like 'AwsSolutions-S1', got {finding!r}")
     if len(reason.strip()) < 20:
         raise ValueError(f"acknowledgement of {finding} needs a specific reason, got {reason!r}")
-    Validations.of(construct).acknowledge(Acknowledgment(id=finding, reason=reason))
+    _validations_of(construct).acknowledge(Acknowledgment(id=finding, reason=reason))
+
+
+# jsii object id -> that construct's Validations: one round trip per construct, not per finding
+# (synth makes ~530 acknowledgements). Ids are never reused within a jsii kernel process.
+_VALIDATIONS: dict[str, Validations] = {}
+
+
+def _validations_of(construct: IConstruct) -> Validations:
+    ref = getattr(getattr(construct, "__jsii_ref__", None), "ref", None)
+    if ref is None:
+        return Validations.of(construct)
+    found = _VALIDATIONS.get(ref)
+    if found is None:
+        found = _VALIDATIONS[ref] = Validations.of(construct)
+    return found
 
 
 def flatten_reference(node: object) -> str:
@@ -77,9 +92,39 @@ def acknowledge_wildcard_resource(principal: IConstruct, resource_arn: str, reas
     ``resource_arn`` must be built from literals and pseudo parameters only (no cross-stack
     tokens), so the finding id computed here equals the one cdk-nag reports after synthesis.
     """
-    from aws_cdk import Stack
+    flat = _flatten_pseudo_parameters(resource_arn)
+    if flat is None:
+        from aws_cdk import Stack
 
-    flat = flatten_reference(Stack.of(principal).resolve(resource_arn))
+        flat = flatten_reference(Stack.of(principal).resolve(resource_arn))
     if "*" not in flat:
         return
     acknowledge(principal, f"AwsSolutions-IAM5[Resource::{flat}]", reason)
+
+
+_PSEUDO_TOKENS: dict[str, str] | None = None
+
+
+def _flatten_pseudo_parameters(value: str) -> str | None:
+    """``flatten_reference(Stack.of(x).resolve(value))`` without the round trips, for a string of
+    literals and ``Aws.PARTITION``/``REGION``/``ACCOUNT_ID``/``URL_SUFFIX`` only; None for anything else.
+
+    Such a string resolves to a ``Fn::Join`` of its literal pieces and ``Ref``s of those pseudo
+    parameters, which ``flatten_reference`` turns back into the pieces and ``<AWS::Name>``.
+    """
+    global _PSEUDO_TOKENS
+    if _PSEUDO_TOKENS is None:
+        from aws_cdk import Aws
+
+        _PSEUDO_TOKENS = {Aws.PARTITION: "<AWS::Partition>", Aws.REGION: "<AWS::Region>",
+                          Aws.ACCOUNT_ID: "<AWS::AccountId>", Aws.URL_SUFFIX: "<AWS::URLSuffix>"}
+    import re
+
+    pieces = re.split("(" + "|".join(map(re.escape, _PSEUDO_TOKENS)) + ")", value)
+    literals = pieces[0::2]
+    if any("${Token[" in piece for piece in literals):
+        return None  # another token (a cross-stack reference, a lazy value): let CDK resolve it
+    out = []
+    for i, piece in enumerate(pieces):
+        out.append(_PSEUDO_TOKENS[piece] if i % 2 else flatten_reference(piece))
+    return "".join(out)

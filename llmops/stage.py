@@ -30,6 +30,7 @@ class LlmOpsStage(Stage):
         )
         cfg = env_config
         self.env_config = cfg
+        self.platform_functions: list = []  # PlatformFunction appends itself when built in this stage
         check_cost_policy(cfg)  # caps and cost.max_idle_per_day, before any construct is built
         from llmops.delivery.release import release_for_environment
 
@@ -142,14 +143,11 @@ class LlmOpsStage(Stage):
         tags = cfg.tags
         for key, value in tags.items():
             Tags.of(self).add(key, value)
-        # Jobs the functions start at run time (labeling, training) carry the same tags.
-        from llmops.constructs.core.platform_function import PlatformFunction
-
+        # Jobs the functions start at run time (labeling, training) carry the same tags. Every
+        # PlatformFunction of this stage has registered itself (no walk over the construct tree).
         cost_tags = json.dumps(tags, sort_keys=True)
-        for stack in self.stacks:
-            for child in stack.node.find_all():
-                if isinstance(child, PlatformFunction):
-                    child.add_environment("COST_TAGS", cost_tags)
+        for function in self.platform_functions:
+            function.add_environment("COST_TAGS", cost_tags)
         self.rule_packs = add_rule_packs(self, cfg) if nag else []
         if cfg.example:
             self._mark_not_deployable(cfg)

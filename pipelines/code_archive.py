@@ -84,10 +84,20 @@ def archive_bytes(wheels_dir: Path | None = None) -> bytes:
     return out.getvalue()
 
 
+# (members' names, paths, sizes, mtimes) -> (digest, bytes) of the last archive built: every
+# environment's fine-tuning stack writes the same archive, so one synth compresses it once, not 3 times.
+_LAST_ARCHIVE: dict[tuple, tuple[str, bytes]] = {}
+
+
 def write_code_archive(directory: Path) -> Path:
     """Write ``code.tar.gz`` into a content-addressed folder under ``directory``; return its path."""
-    data = archive_bytes()
-    target = directory / hashlib.sha256(data).hexdigest()[:16] / "code.tar.gz"
+    key = tuple((name, str(path), path.stat().st_size, path.stat().st_mtime_ns) for name, path in archive_members())
+    if key not in _LAST_ARCHIVE:
+        data = archive_bytes()
+        _LAST_ARCHIVE.clear()
+        _LAST_ARCHIVE[key] = (hashlib.sha256(data).hexdigest()[:16], data)
+    digest, data = _LAST_ARCHIVE[key]
+    target = directory / digest / "code.tar.gz"
     if not target.is_file():
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(data)

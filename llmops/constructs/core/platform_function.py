@@ -33,11 +33,29 @@ RUNTIME = lambda_.Runtime.PYTHON_3_13
 DEFAULT_RESERVED_CONCURRENCY = 10
 
 
-def reserved_concurrency_for(scope: Construct, function: str) -> int:
+def reserved_concurrency_for(scope: Construct, function: str, env_config: object = None) -> int:
     """``functions.reserved_concurrency`` of the environment being built, for ``function`` (a lambdas/ folder)."""
-    env_config = getattr(Stage.of(scope), "env_config", None)
+    if env_config is None:
+        env_config = getattr(Stage.of(scope), "env_config", None)
     functions = getattr(env_config, "functions", None)
     return functions.reserved_for(function) if functions is not None else DEFAULT_RESERVED_CONCURRENCY
+
+
+class _Shared:
+    """Values every function uses alike, fetched over jsii once per process instead of once per function."""
+
+    _values: dict[str, object] = {}
+
+    @classmethod
+    def get(cls, name: str, make):
+        if name not in cls._values:
+            cls._values[name] = make()
+        return cls._values[name]
+
+
+def _build_image() -> DockerImage:
+    # Never run (bundling is local), but BundlingOptions requires an image.
+    return _Shared.get("image", lambda: DockerImage.from_registry("public.ecr.aws/sam/build-python3.13"))
 
 
 @jsii.implements(ILocalBundling)
@@ -94,8 +112,13 @@ class PlatformFunction(Construct):
                 f"{id}: pass dead_letter_queue (asynchronous invocations keep their failures) or invoked_by "
                 "(the synchronous caller, recorded as the reason it needs none)"
             )
+        # The environment's config when built inside an LlmOpsStage (reserved concurrency); the stage
+        # also keeps its functions, to add COST_TAGS without walking the construct tree.
+        stage = Stage.of(self)
+        env_config = getattr(stage, "env_config", None)
+        getattr(stage, "platform_functions", []).append(self)
         if reserved_concurrency is None:
-            reserved_concurrency = reserved_concurrency_for(self, entry)
+            reserved_concurrency = reserved_concurrency_for(self, entry, env_config)
 
         self.log_group = logs.LogGroup(
             self,
@@ -107,7 +130,7 @@ class PlatformFunction(Construct):
         self.role = iam.Role(
             self,
             "Role",
-            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            assumed_by=_Shared.get("principal", lambda: iam.ServicePrincipal("lambda.amazonaws.com")),
             description=f"Execution role of {id} ({entry})",
         )
         self.log_group.grant_write(self.role)
@@ -161,14 +184,14 @@ class PlatformFunction(Construct):
             self,
             "Function",
             runtime=RUNTIME,
-            architecture=lambda_.Architecture.ARM_64,
+            architecture=_Shared.get("arm64", lambda: lambda_.Architecture.ARM_64),
             handler=f"lambdas.{self.bundle.entry}.handler.handler",
             code=lambda_.Code.from_asset(
                 str(self.bundle.function_dir),
                 asset_hash=self.bundle.asset_hash(),
                 asset_hash_type=AssetHashType.CUSTOM,
                 bundling=BundlingOptions(
-                    image=DockerImage.from_registry("public.ecr.aws/sam/build-python3.13"),
+                    image=_build_image(),
                     local=_LocalBundling(self.bundle),
                 ),
             ),
@@ -189,11 +212,11 @@ class PlatformFunction(Construct):
         cfn.tracing_config = lambda_.CfnFunction.TracingConfigProperty(mode="Active")
         self.function.node.add_dependency(self.runtime_policy)
         if network is None:
-            scanner_exception(self.function, "vpc",
+            scanner_exception(cfn, "vpc",
                               "Reaches no VPC resource and the environment keeps such functions outside the VPC "
                               "(network.functions_in_vpc); it calls AWS APIs over TLS with its IAM role only.")
         if dead_letter_queue is None:
-            scanner_exception(self.function, "dead-letter",
+            scanner_exception(cfn, "dead-letter",
                               f"Invoked synchronously only, by {invoked_by}: the caller receives and handles every "
                               "error, so there is no asynchronous failure to keep.")
         scanner_exception(self.runtime_policy, "unconstrained-write",

@@ -20,6 +20,12 @@ CHECKS = {
 }
 
 
+# jsii object id of a CfnResource -> the checkov and cfn_nag metadata this module wrote on it, so a
+# second exception on the same resource costs one call, not a read and a write of each key over jsii.
+# This module is the only writer of those two keys. Ids are never reused within a jsii kernel process.
+_RECORDED: dict[str, dict[str, dict]] = {}
+
+
 def scanner_exception(construct: IConstruct, check: str, reason: str) -> None:
     """Record why ``construct``'s CloudFormation resource does not follow scanner class ``check``."""
     if check not in CHECKS:
@@ -30,11 +36,12 @@ def scanner_exception(construct: IConstruct, check: str, reason: str) -> None:
     if not isinstance(resource, CfnResource):
         raise ValueError(f"{construct.node.path}: no CloudFormation resource to record {check} on")
     checkov_id, cfn_nag_id = CHECKS[check]
-    checkov = resource.get_metadata("checkov") or {"skip": []}
+    recorded = _RECORDED.setdefault(resource.__jsii_ref__.ref, {})
+    checkov = recorded.setdefault("checkov", {"skip": []})
     checkov["skip"] = [s for s in checkov["skip"] if s["id"] != checkov_id] + [{"id": checkov_id, "comment": reason}]
     resource.add_metadata("checkov", checkov)
     if cfn_nag_id:
-        cfn_nag = resource.get_metadata("cfn_nag") or {"rules_to_suppress": []}
+        cfn_nag = recorded.setdefault("cfn_nag", {"rules_to_suppress": []})
         cfn_nag["rules_to_suppress"] = [r for r in cfn_nag["rules_to_suppress"] if r["id"] != cfn_nag_id] + [
             {"id": cfn_nag_id, "reason": reason}]
         resource.add_metadata("cfn_nag", cfn_nag)

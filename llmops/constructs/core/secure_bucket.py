@@ -123,7 +123,7 @@ class SecureBucket(Construct):
 
     @property
     def bucket_arn(self) -> str:
-        return f"arn:{Aws.PARTITION}:s3:::{self._name}"
+        return f"arn:{_partition()}:s3:::{self._name}"
 
     def arn_for_objects(self, prefix: str = "*") -> str:
         return f"{self.bucket_arn}/{_object_pattern(prefix)}"
@@ -161,6 +161,16 @@ class SecureBucket(Construct):
                 "object keys are created at run time, so the ARN ends in a wildcard.",
             )
         return grant
+
+
+_PARTITION: list[str] = []
+
+
+def _partition() -> str:
+    """``Aws.PARTITION``, a constant token, read over jsii once per process (bucket ARNs are built ~300 times)."""
+    if not _PARTITION:
+        _PARTITION.append(Aws.PARTITION)
+    return _PARTITION[0]
 
 
 def _object_pattern(prefix: str) -> str:

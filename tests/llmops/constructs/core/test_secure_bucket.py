@@ -67,3 +67,29 @@ def test_flatten_reference_matches_cdk_nag_format():
     assert flatten_reference({"Fn::GetAtt": ["Bucket1", "Arn"]}) == "<Bucket1.Arn>"
     assert flatten_reference({"Fn::Sub": "arn:${AWS::Partition}:x"}) == "arn:<AWS::Partition>:x"
     assert flatten_reference({"Fn::ImportValue": "exp"}) == "exp"
+
+
+@pytest.mark.parametrize("arn_of", [
+    lambda aws: f"arn:{aws.PARTITION}:s3:::b-{aws.ACCOUNT_ID}-{aws.REGION}/curated/*",
+    lambda aws: f"{aws.PARTITION}",
+    lambda aws: "arn:aws:logs:eu-west-1:123456789012:log-group:/aws/x:*",
+    lambda aws: f"arn:{aws.PARTITION}:iam::{aws.ACCOUNT_ID}:role/${{aws:username}}-*",
+    lambda aws: f"https://s3.{aws.URL_SUFFIX}/{aws.PARTITION}{aws.PARTITION}*",
+])
+def test_pseudo_parameter_flattening_equals_cdk_resolution(arn_of):
+    # acknowledge_wildcard_resource flattens these in Python; the finding id must be the one from the template.
+    from aws_cdk import Aws
+
+    from llmops.nag import _flatten_pseudo_parameters
+
+    stack = Stack(make_app(), "S", env={"account": "123456789012", "region": "eu-west-1"})
+    arn = arn_of(Aws)
+    assert _flatten_pseudo_parameters(arn) == flatten_reference(stack.resolve(arn))
+
+
+def test_other_tokens_are_left_to_cdk_resolution():
+    from llmops.nag import _flatten_pseudo_parameters
+
+    stack = Stack(make_app(), "S")
+    role = iam.Role(stack, "R", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
+    assert _flatten_pseudo_parameters(f"{role.role_arn}/*") is None
