@@ -216,6 +216,11 @@ class MonitoringStack(Stack):
             "DRIFT_PSI_THRESHOLD": str(drift.psi_threshold), "DRIFT_KS_THRESHOLD": str(drift.ks_threshold),
             "DRIFT_KS_PVALUE": str(drift.ks_pvalue),
         }
+        # The model metrics (relevance, hallucination, repeatability) embed with the index's own model, on
+        # the platform's endpoint or Bedrock: no torch in the bundle, and the same model the baselines use.
+        embeds = rag is not None and cfg.vector_store.backend != "kendra" and bool(getattr(rag, "embedding_environment", None))
+        if embeds:
+            environment.update(rag.embedding_environment)
         if human_review is not None:
             environment["REVIEW_QUEUE_URL"] = human_review.review_queue.queue_url
             environment["REVIEW_ROUTING"] = json.dumps(cfg.human_review.routing.model_dump(mode="json"), sort_keys=True)
@@ -240,6 +245,19 @@ class MonitoringStack(Stack):
                                       "cloudwatch:PutMetricData has no resource type; the namespace condition scopes it.")
         if human_review is not None:
             human_review.grant_route(fn.role)
+        if embeds:
+            rag.grant_embed(fn)
+            for source in ("rag", "capture"):
+                foundation.alarm_action(cloudwatch.Alarm(
+                    self, f"ModelMetricsSkipped-{source}",
+                    metric=cloudwatch.Metric(namespace=NAMESPACE, metric_name="ModelMetricsSkipped", statistic="Sum",
+                                             period=Duration.hours(1), dimensions_map={"Source": source}),
+                    threshold=1, evaluation_periods=1,
+                    comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                    treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+                    alarm_description=f"The embedding model failed: {source} records were scored without relevance, "
+                                      "hallucination and repeatability (their drift alarms see no data)",
+                ))
 
         if self.capture_endpoint:
             prefix = f"{CAPTURE_PREFIX}{self.capture_endpoint}/"

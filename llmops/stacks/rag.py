@@ -155,6 +155,9 @@ class RagStack(Stack):
         if self.embedding_experiment and self.embedding_experiment[1].winner in self.embedding_arms_env:
             common_env.update(self.embedding_arms_env[self.embedding_experiment[1].winner])
         common_env = {k: v for k, v in common_env.items() if v != ""}
+        # The model the index is embedded with: the monitoring scorer embeds answers with it too.
+        self.embedding_environment = {k: v for k, v in common_env.items()
+                                      if k.startswith("EMBEDDING_") and k != "EMBEDDING_ARMS"}
 
         # -- ingestion -----------------------------------------------------------------------
         self.ingest_function: PlatformFunction | None = None
@@ -335,6 +338,14 @@ class RagStack(Stack):
             conditions={"ForAllValues:StringEquals": {"dynamodb:Attributes": ["interaction_id", "prompt_id", "prompt_version"]},
                         "StringEqualsIfExists": {"dynamodb:Select": ["SPECIFIC_ATTRIBUTES"]}},
         ))
+
+    def grant_embed(self, fn: PlatformFunction) -> None:
+        """Invoke the index's embedding model (``embedding_environment``), e.g. for the monitoring scorer."""
+        if self.embedding_construct:
+            self.embedding_construct.grant_invoke(fn.role)
+        else:
+            rag = self.env_config.rag
+            self._grant_model(fn, rag.embedding_provider, self.embedding_endpoint, rag.embedding_model_id, "Embedding")
 
     def _grant_embeddings(self, fn: PlatformFunction) -> None:
         rag = self.env_config.rag

@@ -85,6 +85,7 @@ class Outcome:
     quarantined: str | None = None
     routed: list[str] = field(default_factory=list)
     drift: dict[str, dict[str, Any]] = field(default_factory=dict)  # use case -> metric -> verdict/psi/ks
+    model_metrics_skipped: bool = False  # the embedding model failed: this batch has the model-free metrics only
 
 
 def stable_id(*parts: str) -> str:
@@ -181,9 +182,24 @@ def _recorded_at(metadata: Mapping[str, Any]) -> str | None:
     return None
 
 
-def build_rows(batch: Batch, use_cases: UseCases) -> list[dict[str, Any]]:
-    """Metrics rows in the Glue table's shape (model-free metrics; the Processing job adds the MiniLM ones)."""
-    scored = score_records(batch.parsed, use_model=False).rows
+def score_batch(batch: Batch, embedder: Any = None, log: Any = None) -> tuple[list[dict[str, Any]], bool]:
+    """Per-record metrics; with ``embedder`` (the index's embedding model) also relevance, hallucination and
+    repeatability. A failing embedding model never loses the batch: it is scored model-free and flagged."""
+    if embedder is not None:
+        try:
+            return score_records(batch.parsed, embedder=embedder, use_model=True).rows, True
+        except Exception as exc:  # noqa: BLE001 - any endpoint failure; counted as ModelMetricsSkipped and alarmed
+            if log:
+                log(f"embedding model failed, {batch.name} scored without the model metrics: {type(exc).__name__}: {exc}")
+    return score_records(batch.parsed, use_model=False).rows, embedder is None
+
+
+def build_rows(batch: Batch, use_cases: UseCases, embedder: Any = None, log: Any = None,
+               outcome: "Outcome | None" = None) -> list[dict[str, Any]]:
+    """Metrics rows in the Glue table's shape (the model metrics when an embedder is given and answers)."""
+    scored, complete = score_batch(batch, embedder, log)
+    if outcome is not None:
+        outcome.model_metrics_skipped = not complete
     rows = []
     for item, metrics in zip(batch.parsed, scored):
         meta = item.record.metadata
@@ -378,6 +394,7 @@ class Settings:
     drift_metrics: tuple[str, ...]
     review_queue_url: str | None = None
     routing: Any = None  # human_review.routing.RoutingRules
+    embedder: Any = None  # the index's embedding model (rag.embedders); None: model-free metrics only
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> "Settings":
@@ -386,9 +403,14 @@ class Settings:
             from lambdas.runtime.human_review.routing import ROUTING_ENV, rules_from_json
 
             routing = rules_from_json(env.get(ROUTING_ENV) or "{}")  # the query function's same rules
+        embedder = None
+        if env.get("EMBEDDING_PROVIDER"):
+            from lambdas.runtime.rag.embedders import embedder_from_env
+
+            embedder = embedder_from_env(env)  # the model the index is built with (the platform's endpoint)
         return cls(bucket=env["DATA_BUCKET"], use_cases=UseCases.from_json(env.get("USE_CASES")),
                    rule=DriftRule.from_env(env), drift_metrics=tuple(json.loads(env.get("DRIFT_METRICS") or "[]")),
-                   review_queue_url=env.get("REVIEW_QUEUE_URL") or None, routing=routing)
+                   review_queue_url=env.get("REVIEW_QUEUE_URL") or None, routing=routing, embedder=embedder)
 
 
 def process(batch: Batch, settings: Settings, *, s3: Any, cloudwatch: Any, sqs: Any = None,
@@ -396,7 +418,7 @@ def process(batch: Batch, settings: Settings, *, s3: Any, cloudwatch: Any, sqs: 
     """Score, quarantine, route, publish and write one batch. ``baselines(use_case)`` may cache ``latest_baseline``."""
     now = now or datetime.now(timezone.utc)
     out = Outcome()
-    out.rows = build_rows(batch, settings.use_cases)
+    out.rows = build_rows(batch, settings.use_cases, settings.embedder, log, out)
     rejected = [(r.line, r.reason, batch.raw_lines.get(r.line, "")) for r in batch.rejected]
     out.quarantined = quarantine(s3, settings.bucket, batch, rejected)
     if settings.review_queue_url and settings.routing is not None and batch.source == "rag" and sqs is not None:
@@ -417,6 +439,8 @@ def process(batch: Batch, settings: Settings, *, s3: Any, cloudwatch: Any, sqs: 
         data.append(count_datum("MalformedLines", len(batch.rejected), batch.source, now))
     if out.routed:
         data.append(count_datum("RoutedToReview", len(out.routed), batch.source, now))
+    if out.model_metrics_skipped and batch.parsed:
+        data.append(count_datum("ModelMetricsSkipped", len(batch.parsed), batch.source, now))
     by_use_case: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
     for row in out.rows:
         if row.get("use_case"):

@@ -316,3 +316,30 @@ def test_an_undecodable_item_is_quarantined_and_a_failed_batch_fails_the_invocat
     with pytest.raises(Exception, match="NonExistentQueue|does not exist"):
         aws["handler"].handler(_stream(("INSERT", refusal, None), ("INSERT", good, None)), LambdaContext())
     assert _objects(aws["s3"], "monitoring/metrics/") == before  # rows are written last: nothing half-done
+
+
+def test_with_the_index_embedding_model_rows_carry_relevance_and_hallucination(aws, monkeypatch):
+    # EMBEDDING_PROVIDER as the RAG stack hands it over; "local" is the same MiniLM the endpoint serves.
+    monkeypatch.setenv("EMBEDDING_PROVIDER", "local")
+    aws["handler"].settings.cache_clear()
+    body = "\n".join([_tgi("What is the refund window?", "Refunds are accepted within 30 days of purchase.", "e-1"),
+                      _tgi("What is the refund window?", "Our office dog is called Biscuit.", "e-2")]) + "\n"
+    aws["s3"].put_object(Bucket=BUCKET, Key=KEY, Body=body.encode())
+    assert aws["handler"].handler(_sqs_event(KEY), LambdaContext()) == {"batchItemFailures": []}
+    (obj,) = _objects(aws["s3"], "monitoring/metrics/")
+    on_topic, off_topic = _lines(aws["s3"], obj)
+    assert 0 <= off_topic["relevance"] < on_topic["relevance"] <= 1
+    assert "ModelMetricsSkipped" not in {m["MetricName"] for m in aws["cw"].list_metrics()["Metrics"]}
+
+
+def test_a_failing_embedding_endpoint_scores_model_free_and_counts_it(aws, monkeypatch):
+    # moto's endpoint answers with a body that is no embedding: the model metrics fail, the batch does not.
+    monkeypatch.setenv("EMBEDDING_PROVIDER", "sagemaker")
+    monkeypatch.setenv("EMBEDDING_ENDPOINT_NAME", "llmops-dev-embeddings")
+    aws["handler"].settings.cache_clear()
+    aws["s3"].put_object(Bucket=BUCKET, Key=KEY, Body=(_tgi("Refund window?", "30 days.", "e-1") + "\n").encode())
+    assert aws["handler"].handler(_sqs_event(KEY), LambdaContext()) == {"batchItemFailures": []}
+    (obj,) = _objects(aws["s3"], "monitoring/metrics/")
+    (row,) = _lines(aws["s3"], obj)
+    assert "relevance" not in row and 0 <= row["toxicity"] <= 1
+    assert _metric(aws["cw"], "ModelMetricsSkipped", [{"Name": "Source", "Value": "capture"}]) == [1.0]

@@ -197,3 +197,18 @@ def test_the_interaction_log_stream_feeds_the_scorer_with_bisect_partial_batches
     statements = json.dumps([s for k, p in dev.find_resources("AWS::IAM::Policy").items() if k.startswith("ScoreFunction")
                              for s in p["Properties"]["PolicyDocument"]["Statement"]])
     assert "dynamodb:GetRecords" in statements and "sqs:SendMessage" in statements
+
+
+def test_the_scorer_embeds_with_the_index_model_and_alarms_when_it_cannot(dev):
+    env = _scorer(dev)["Environment"]["Variables"]
+    assert env["EMBEDDING_PROVIDER"] == "sagemaker" and env["EMBEDDING_DIMENSION"] == "384"
+    assert "llmops-dev-embeddings" in json.dumps(env["EMBEDDING_ENDPOINT_NAME"])
+    statements = [s for k, p in dev.find_resources("AWS::IAM::Policy").items() if k.startswith("ScoreFunction")
+                  for s in p["Properties"]["PolicyDocument"]["Statement"]]
+    invoke = [s for s in statements if "sagemaker:InvokeEndpoint" in json.dumps(s["Action"])]
+    assert invoke and all("*" not in json.dumps(s["Resource"]).replace("arn:aws", "") or "endpoint/" in json.dumps(s["Resource"])
+                          for s in invoke)
+    skipped = [a["Properties"] for a in dev.find_resources("AWS::CloudWatch::Alarm").values()
+               if a["Properties"].get("MetricName") == "ModelMetricsSkipped"]
+    assert sorted(d["Value"] for a in skipped for d in a["Dimensions"]) == ["capture", "rag"]
+    assert all(a["AlarmActions"] for a in skipped)
