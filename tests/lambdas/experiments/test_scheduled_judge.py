@@ -119,3 +119,24 @@ def test_a_bad_spec_is_named():
     with pytest.raises(ValueError, match="EXPERIMENTS: not JSON"):
         parse_experiments("{")
     assert Experiment.from_dict("y", SPECS["done"]).winner == "b"
+
+
+def test_rows_the_monitoring_scorer_writes_reach_the_judges_arms():
+    """The contract between the scorer (metrics table rows) and the judge, on the real code of both."""
+    from lambdas.runtime.experiments.scheduled import Arm, Experiment, select_arms
+    from lambdas.runtime.monitoring import batch as b
+
+    records = []
+    for n in range(6):
+        arm = "v1" if n % 2 else "v2"
+        records.append((f"i-{n}", {"prompt": "Refund window?", "question": "Refund window?", "response": f"30 days ({n}).",
+                                   "contexts": ["Refunds within 30 days."],
+                                   "metadata": {"id": f"i-{n}", "source": "rag", "prompt_id": "rag-answer",
+                                                "prompt_version": 1 if arm == "v1" else 2,
+                                                "experiment": "answer-v2", "arm": arm}}))
+    rows = b.build_rows(b.rag_batch(records), b.UseCases.from_json(None))
+    experiment = Experiment(name="answer-v2", kind="prompt-ab", arms=(Arm("v1"), Arm("v2")), metrics=("refusal",),
+                            min_samples=2, alpha=0.05)
+    arms = select_arms(rows, experiment)
+    assert {k: len(v) for k, v in arms.items()} == {"v1": 3, "v2": 3}
+    assert all(0 <= r["metrics"]["refusal"] <= 1 and r["metadata"]["arm"] == arm for arm, v in arms.items() for r in v)
