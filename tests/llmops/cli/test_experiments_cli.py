@@ -55,9 +55,10 @@ def test_judge_prints_the_winner_writes_html_and_logs_to_mlflow(config_file, tmp
     assert "<svg" in page and "relevance" in page and "winner v2" in page
     import mlflow
 
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'state' / 'mlflow.db'}")
-    runs = mlflow.search_runs(experiment_names=["dev-answer-v2"])
-    assert len(runs) == 1 and runs.iloc[0]["tags.winner"] == "v2"
+    # A client, not mlflow.set_tracking_uri: the global URI would leak into later tests of this process.
+    client = mlflow.tracking.MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'state' / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("dev-answer-v2").experiment_id])
+    assert len(runs) == 1 and runs[0].data.tags["winner"] == "v2"
 
 
 def test_too_few_samples_exits_non_zero_only_when_asked(config_file, tmp_path, capsys):
@@ -140,8 +141,8 @@ def test_judge_reads_the_metrics_table_in_s3_and_logs_to_the_given_tracking_uri(
     assert "Read 100 row(s) in 1 object(s) of s3://llmops-stg-data-111111111111-us-east-1/monitoring/metrics/" in out.err
     import mlflow
 
-    mlflow.set_tracking_uri(uri)
-    assert len(mlflow.search_runs(experiment_names=["staging-answer-v2"])) == 1
+    client = mlflow.tracking.MlflowClient(tracking_uri=uri)
+    assert len(client.search_runs([client.get_experiment_by_name("staging-answer-v2").experiment_id])) == 1
     # the same rows as a file: split the same way
     records = tmp_path / "rows.jsonl"
     records.write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
