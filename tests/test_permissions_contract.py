@@ -56,12 +56,12 @@ SWITCHES = {
 NO_BOTOCORE_CALLS = {"data_prep_qa_pre", "data_prep_qa_post", "rag_vector_index"}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # once per worker even when xdist interleaves other modules
 def assemblies(tmp_path_factory) -> dict[str, Assembly]:
     return synthesize(tmp_path_factory.mktemp("contract-cdk.out"))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # once per worker even when xdist interleaves other modules
 def records(tmp_path_factory) -> list[dict]:
     workdir = tmp_path_factory.mktemp("contract")
     target = workdir / "calls.jsonl"
@@ -76,7 +76,7 @@ def records(tmp_path_factory) -> list[dict]:
     return [json.loads(line) for line in target.read_text().splitlines()]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # once per worker even when xdist interleaves other modules
 def functions(assemblies) -> list[DeployedFunction]:
     return [f for stage, assembly in assemblies.items() for f in deployed_functions(assembly, stage)]
 
