@@ -306,7 +306,9 @@ def bench_cold_start(quick: bool) -> None:
                                 if p.name.split("-")[0].lower() not in PROVIDED_BY_RUNTIME) / 1e6
         except subprocess.CalledProcessError:
             baseline_size = None
-    for name, packages in (("rag_query", ("rag", "prompt_catalog")), ("rag_ingest", ("rag",))):
+    from llmops.stacks.rag import INGEST_PACKAGES, QUERY_PACKAGES
+
+    for name, packages in (("rag_query", QUERY_PACKAGES), ("rag_ingest", INGEST_PACKAGES)):
         out = Path(tempfile.mkdtemp(prefix=f"bundle-{name}-"))
         try:
             size = directory_size(LambdaBundle(entry=name, runtime_packages=packages).build(out)) / 1e6

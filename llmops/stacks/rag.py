@@ -41,6 +41,9 @@ FEEDBACK_MAX_COMMENT_CHARS = 2000
 FEEDBACK_MAX_ID_CHARS = 200
 FEEDBACK_ID_PATTERN = r"^[A-Za-z0-9._:-]+$"
 INGEST_PREFIXES = ("uploads/", "curated/")
+# The runtime packages each function bundles (what its handler imports); benchmarks build the same.
+QUERY_PACKAGES = ("rag", "prompt_catalog", "monitoring", "human_review", "experiments")
+INGEST_PACKAGES = ("rag", "experiments")
 QUARANTINE_PREFIX = "quarantine/"
 INGEST_MAX_CONCURRENCY = 5
 # API Gateway REST ends an integration at 29 s: the function stops first, so the caller gets its
@@ -199,7 +202,7 @@ class RagStack(Stack):
             query_env["REVIEW_ROUTING"] = json.dumps(cfg.human_review.routing.model_dump(mode="json"), sort_keys=True,
                                                      separators=(",", ":"))
         self.query_function = PlatformFunction(
-            self, "QueryFunction", invoked_by="the RAG query REST API (API Gateway proxy integration)", entry="rag_query", runtime_packages=["rag", "prompt_catalog", "monitoring", "human_review", "experiments"], key=key, network=network,
+            self, "QueryFunction", invoked_by="the RAG query REST API (API Gateway proxy integration)", entry="rag_query", runtime_packages=list(QUERY_PACKAGES), key=key, network=network,
             needs_vpc=self.needs_vpc,
             description="RAG query: embed, retrieve, prompt, generate, cite", environment=query_env,
             memory_size=1024, timeout=Duration.seconds(QUERY_TIMEOUT_S), log_retention=log_retention,
@@ -297,7 +300,7 @@ class RagStack(Stack):
             ingest_env["EXPERIMENTS"] = self._experiments_environment(running)
             indexes = len(running[0][1].arms)
         self.ingest_function = PlatformFunction(
-            self, "IngestFunction", invoked_by="its SQS event-source mapping (failures return to the queue and its redrive DLQ)", entry="rag_ingest", runtime_packages=["rag", "experiments"], key=key, network=foundation.network,
+            self, "IngestFunction", invoked_by="its SQS event-source mapping (failures return to the queue and its redrive DLQ)", entry="rag_ingest", runtime_packages=list(INGEST_PACKAGES), key=key, network=foundation.network,
             needs_vpc=self.needs_vpc,
             description="RAG ingestion: load, chunk, embed and upsert documents from S3 events",
             environment=ingest_env,
