@@ -120,19 +120,28 @@ def _latency(record: dict[str, Any]) -> dict[str, float]:
     return {"latency_ms": float(value)} if isinstance(value, (int, float)) and not isinstance(value, bool) else {}
 
 
-def run_judge(args: argparse.Namespace) -> int:
-    from llmops.cli.local_files import state_home
+def _environment_with(args: argparse.Namespace) -> Any:
+    """The environment ``--env`` names if it declares experiment ``NAME``; else None, the reason printed."""
     from llmops.config import ConfigError, load_config
-    from lambdas.runtime.experiments.judge import judge
 
     try:
         env = load_config().get(args.env)
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
-        return 2
+        return None
     if args.name not in env.experiments:
         print(f"error: environments.{env.name}.experiments: no experiment {args.name!r}; "
               f"declared: {', '.join(env.experiments) or 'none'}", file=sys.stderr)
+        return None
+    return env
+
+
+def run_judge(args: argparse.Namespace) -> int:
+    from llmops.cli.local_files import state_home
+    from lambdas.runtime.experiments.judge import judge
+
+    env = _environment_with(args)
+    if env is None:
         return 2
     if sum(bool(x) for x in (args.local, args.records, args.aws)) != 1:
         print("error: give one of --local (the local interaction log), --records FILE.jsonl or --aws (the metrics "
@@ -355,18 +364,12 @@ def run_backfill(args: argparse.Namespace) -> int:
 
 
 def run_replay(args: argparse.Namespace) -> int:
-    from llmops.config import REPO_ROOT, ConfigError, load_config
+    from llmops.config import REPO_ROOT
     from lambdas.runtime.experiments.judge import judge
     from lambdas.runtime.experiments.replay import ReplayArm, parse_requests, replay, score
 
-    try:
-        env = load_config().get(args.env)
-    except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    if args.name not in env.experiments:
-        print(f"error: environments.{env.name}.experiments: no experiment {args.name!r}; "
-              f"declared: {', '.join(env.experiments) or 'none'}", file=sys.stderr)
+    env = _environment_with(args)
+    if env is None:
         return 2
     exp = env.experiments[args.name]
     model_kind = exp.kind in ("model-ab", "model-shadow")

@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from lambdas.runtime.rag.model import INDEXED_SEQUENCER, INDEXED_VERSION, Chunk, Hit  # noqa: F401 (re-exported)
+from lambdas.runtime.rag.model import Chunk, Hit  # noqa: F401 (re-exported)
 
 FilterValue = str | int
 
